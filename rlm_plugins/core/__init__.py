@@ -1,0 +1,1 @@
+"""The framework-free RLM engine: the loop, its ports, budgets, events, prompts and parsing."""

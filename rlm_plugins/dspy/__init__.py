@@ -1,0 +1,1 @@
+"""DSPy integration: the RLM module and interpreter factories for the native dspy.RLM."""

@@ -1,0 +1,78 @@
+"""Every exception rlm-plugins raises, in one hierarchy.
+
+    RLMError
+    ├── ConfigurationError        (also ValueError) a bad argument: the message names the one to change
+    ├── SandboxError
+    │   ├── SandboxStartError     the sandbox could not start
+    │   │   └── IsolationUnavailableError   isolation="require" but no isolation level works here
+    │   ├── SandboxClosedError    used after close()
+    │   ├── SandboxProtocolError  the sandbox sent a malformed or oversize message (it is then stopped)
+    │   └── SandboxTerminatedError the sandbox process died; the REPL state is gone
+    │       └── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
+    ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
+    └── ModelError                the root model could not be called
+
+Errors aimed at the root model (a failed execution, a malformed reply) are not exceptions: they travel as
+`[Error] ...` notes formatted by `rlm_plugins.core.feedback`.
+"""
+
+from __future__ import annotations
+
+
+class RLMError(Exception):
+    """Base class of every rlm-plugins error."""
+
+
+class ConfigurationError(RLMError, ValueError):
+    """An argument or option is invalid; the message says which and what to pass instead."""
+
+
+class SandboxError(RLMError):
+    """Something went wrong with a sandbox."""
+
+
+class SandboxStartError(SandboxError):
+    """The sandbox could not be started."""
+
+
+class IsolationUnavailableError(SandboxStartError):
+    """`isolation="require"` was asked for but this machine offers no isolation level."""
+
+
+class SandboxClosedError(SandboxError):
+    """The sandbox was used after `close()`."""
+
+
+class SandboxProtocolError(SandboxError):
+    """The sandbox sent a message that breaks the protocol (malformed, oversize, unknown id)."""
+
+
+class SandboxTerminatedError(SandboxError):
+    """The sandbox process ended; its REPL state is lost and a new sandbox is needed."""
+
+
+class SandboxTimeoutError(SandboxTerminatedError):
+    """Code ran past its timeout, ignored the interrupt, and the sandbox was killed."""
+
+
+class SubModelError(RLMError):
+    """A sub-model call failed."""
+
+
+class ModelError(RLMError):
+    """The root model could not be called (bad key, unreachable endpoint, bad response)."""
+
+
+__all__ = [
+    "ConfigurationError",
+    "IsolationUnavailableError",
+    "ModelError",
+    "RLMError",
+    "SandboxClosedError",
+    "SandboxError",
+    "SandboxProtocolError",
+    "SandboxStartError",
+    "SandboxTerminatedError",
+    "SandboxTimeoutError",
+    "SubModelError",
+]

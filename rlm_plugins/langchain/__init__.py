@@ -1,0 +1,1 @@
+"""LangChain integration: ChatRLM, a chat model that runs an RLM."""

@@ -1,0 +1,234 @@
+"""The Sandbox port: what the engine needs from any place that runs REPL code, and what it gets back."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import pathlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Tool = Callable[..., Any] | Callable[..., Awaitable[Any]]
+"""A host function user code can call by name; sync or async."""
+
+Format = Literal["text", "json", "bytes", "mmap"]
+IsolationLevel = Literal["bwrap", "namespace", "none"]
+
+SMALL_VALUE_BYTES = 64 * 1024
+"""Values whose JSON is smaller than this travel inline (`set`); larger ones as a file (`load`)."""
+
+
+@dataclass
+class ExecError:
+    """An exception raised by user code, with its traceback trimmed to the user's cells."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    @property
+    def is_syntax_error(self) -> bool:
+        return self.type in ("SyntaxError", "IndentationError", "TabError")
+
+    def __str__(self) -> str:
+        return self.traceback.strip() or f"{self.type}: {self.message}"
+
+
+@dataclass
+class FinalAnswer:
+    """What FINAL / FINAL_VAR / SUBMIT ended the execution with."""
+
+    value: Any
+    fields: dict[str, Any] | None = None
+    """The keyword arguments of SUBMIT(**fields); None for FINAL and FINAL_VAR."""
+
+
+@dataclass
+class ExecResult:
+    """The outcome of one execution."""
+
+    stdout: str = ""
+    stderr: str = ""
+    error: ExecError | None = None
+    final: FinalAnswer | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+    stdout_cut: int = 0
+    """Characters of stdout cut inside the sandbox (past `max_output_chars`)."""
+    stderr_cut: int = 0
+    duration: float = 0.0
+    value: Any = None
+    """The value of a trailing expression, when it is plain JSON data (its repr is also in stdout)."""
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.stdout_cut or self.stderr_cut)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.timed_out and not self.cancelled
+
+    @classmethod
+    def from_message(cls, msg: Mapping[str, Any]) -> ExecResult:
+        """Build a result from the driver's `result` message, checking every field's type."""
+        err = msg.get("error")
+        final = msg.get("final")
+        fields = final.get("fields") if isinstance(final, dict) else None
+        return cls(
+            stdout=_text(msg.get("stdout")),
+            stderr=_text(msg.get("stderr")),
+            error=ExecError(_text(err.get("type")) or "Error", _text(err.get("message")), _text(err.get("traceback")))
+            if isinstance(err, dict)
+            else None,
+            final=FinalAnswer(final.get("value"), fields if isinstance(fields, dict) else None)
+            if isinstance(final, dict)
+            else None,
+            timed_out=msg.get("timed_out") is True,
+            cancelled=msg.get("cancelled") is True,
+            stdout_cut=_count(msg.get("stdout_cut")),
+            stderr_cut=_count(msg.get("stderr_cut")),
+            duration=float(msg["duration"]) if isinstance(msg.get("duration"), (int, float)) else 0.0,
+            value=msg.get("value"),
+        )
+
+
+@dataclass
+class ToolCallRecord:
+    """One host tool call made by user code during an execution."""
+
+    name: str
+    duration: float
+    error: str | None = None
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        return "" if value is None else str(value)
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def infer_format(value: Any, format: Format | None = None) -> Format:
+    """How a value travels into the sandbox: text for str and text files, json for containers, bytes for bytes."""
+    if format is not None:
+        if format not in ("text", "json", "bytes", "mmap"):
+            from rlm_plugins.errors import ConfigurationError
+
+            raise ConfigurationError(f"format={format!r} is not one of 'text', 'json', 'bytes', 'mmap'")
+        return format
+    if isinstance(value, pathlib.Path):
+        return "json" if value.suffix.lower() == ".json" else "text"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes"
+    return "json"
+
+
+def small_json(value: Any) -> str | None:
+    """The JSON text of a small, JSON-typed value, or None when it should travel as a file."""
+    if isinstance(value, (str, bytes, bytearray, memoryview, pathlib.Path)):
+        if isinstance(value, str) and len(value) < SMALL_VALUE_BYTES // 4:
+            return json.dumps(value)
+        return None
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        return None
+    return text if len(text) < SMALL_VALUE_BYTES else None
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """A place that runs REPL code: a namespace that lives across executions, with host tools.
+
+    Every backend (local subprocess, in-process, E2B) implements both the sync and the async methods; the async
+    ones never block the event loop.
+    """
+
+    kind: str
+    isolation: IsolationLevel
+
+    def start(self) -> None: ...
+    def load(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]: ...
+    def execute(
+        self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
+    ) -> ExecResult: ...
+    def close(self) -> None: ...
+    async def astart(self) -> None: ...
+    async def aload(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]: ...
+    async def aexecute(
+        self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
+    ) -> ExecResult: ...
+    async def aclose(self) -> None: ...
+
+
+class BaseSandbox(abc.ABC):
+    """Shared plumbing: context managers, options common to all backends, default async twins."""
+
+    kind = "base"
+    isolation: IsolationLevel = "none"
+
+    def __init__(
+        self,
+        *,
+        max_output_chars: int = 10_000,
+        timeout: float = 300.0,
+        grace: float = 3.0,
+        final_fields: list[str] | None = None,
+    ) -> None:
+        self.max_output_chars = max_output_chars
+        self.timeout = timeout
+        self.grace = grace
+        self.final_fields = final_fields
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start the sandbox; calling it again is a no-op."""
+
+    @abc.abstractmethod
+    def load(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
+        """Bind `value` to `name` in the REPL, once; returns the driver's description (type, length)."""
+
+    @abc.abstractmethod
+    def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:
+        """Run `code` in the REPL namespace, serving calls to `tools` while it runs."""
+
+    @abc.abstractmethod
+    async def aexecute(
+        self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
+    ) -> ExecResult:
+        """The async twin of `execute`; it never blocks the event loop."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop the sandbox and release everything it holds; calling it again is a no-op."""
+
+    async def astart(self) -> None:
+        await asyncio.to_thread(self.start)
+
+    async def aload(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
+        return await asyncio.to_thread(self.load, name, value, format)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self):
+        await self.astart()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
