@@ -1,0 +1,331 @@
+"""The `local` sandbox: the driver in an isolated subprocess on this machine."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import warnings
+import weakref
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from rlm_plugins.errors import (
+    ConfigurationError,
+    IsolationUnavailableError,
+    SandboxClosedError,
+    SandboxError,
+    SandboxStartError,
+    SandboxTerminatedError,
+)
+from rlm_plugins.repl import isolation
+from rlm_plugins.repl._client import DEFAULT_MAX_LINE_BYTES, DriverClient
+from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, infer_format, small_json
+from rlm_plugins.repl.isolation import Limits
+
+IsolationOption = Literal["auto", "require", "bwrap", "namespace", "none"]
+_LIVE: weakref.WeakSet[LocalSandbox] = weakref.WeakSet()
+_CHUNK = 8 * 1024 * 1024
+
+
+def _shm_dir() -> str | None:
+    """A tmpfs directory for context files when the machine has one (writing there costs a third of disk)."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+class LocalSandbox(BaseSandbox):
+    """Runs REPL code in a subprocess, isolated as far as this machine allows.
+
+    `isolation` is "auto" (the best level available, with a warning when that is none), "require" (refuse to
+    run without isolation), or a level to insist on: "bwrap", "namespace", "none". The level in force is in
+    `sandbox.isolation` after `start()`.
+
+    Examples:
+        >>> with LocalSandbox() as sb:
+        ...     sb.load("context", "hello world")
+        ...     sb.execute("len(context)").stdout
+        '11\\n'
+    """
+
+    kind = "local"
+
+    def __init__(
+        self,
+        *,
+        isolation: IsolationOption = "auto",
+        limits: Limits | None = None,
+        memory_limit: int | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if isolation not in ("auto", "require", "bwrap", "namespace", "none"):
+            msg = f"isolation={isolation!r} is not one of 'auto', 'require', 'bwrap', 'namespace', 'none'"
+            raise ConfigurationError(msg)
+        self.requested_isolation = isolation
+        limits = limits or Limits()
+        if memory_limit is not None:
+            limits = Limits(memory_limit, limits.cpu_seconds, limits.file_size, limits.open_files, limits.processes)
+        self.limits = limits
+        self.max_line_bytes = max_line_bytes
+        self.isolation: IsolationLevel = "none"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._client: DriverClient | None = None
+        self._fd_sock: socket.socket | None = None
+        self._workdir: str | None = None
+        self._write_lock = threading.Lock()
+        self._exec_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._closed = False
+        self._stderr_tail = bytearray()
+
+    def _choose_level(self) -> IsolationLevel:
+        wanted = self.requested_isolation
+        if wanted in ("bwrap", "namespace"):
+            if not isolation.available(wanted):
+                msg = f"isolation={wanted!r} is not available on this machine; use isolation='auto' to take the best"
+                raise IsolationUnavailableError(msg)
+            return wanted
+        if wanted == "none":
+            return "none"
+        level = isolation.best_level()
+        if level == "none":
+            if wanted == "require":
+                msg = (
+                    "isolation='require' but neither bubblewrap nor namespaces work here: install bubblewrap "
+                    "(apt-get install bubblewrap) or pass isolation='none' to run unisolated"
+                )
+                raise IsolationUnavailableError(msg)
+            warnings.warn(
+                "the local sandbox runs WITHOUT isolation (no bubblewrap, no namespaces): model-written code can "
+                "read your files and reach the network. Install bubblewrap to isolate it.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return level
+
+    def start(self) -> None:
+        with self._start_lock:
+            if self._closed:
+                raise SandboxClosedError("this sandbox was closed; create a new one")
+            if self._proc is not None:
+                return
+            level = self._choose_level()
+            self._workdir = tempfile.mkdtemp(prefix="rlm-sandbox-")
+            isolation.prepare_workdir(pathlib.Path(self._workdir))
+            host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            extra = ["--fd-socket", str(child_sock.fileno())]
+            launch = isolation.build(level, pathlib.Path(self._workdir), self.limits, extra)
+            try:
+                self._proc = subprocess.Popen(
+                    launch.argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=launch.env,
+                    cwd=self._workdir,
+                    pass_fds=(child_sock.fileno(),),
+                    start_new_session=True,
+                    bufsize=0,
+                )
+            except OSError as exc:
+                shutil.rmtree(self._workdir, ignore_errors=True)
+                raise SandboxStartError(f"could not start the sandbox process: {exc}") from exc
+            finally:
+                child_sock.close()
+            self._fd_sock = host_sock
+            self.isolation = level
+            self._client = DriverClient(self._write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
+            threading.Thread(target=self._read_stdout, name="rlm-sandbox-out", daemon=True).start()
+            threading.Thread(target=self._read_stderr, name="rlm-sandbox-err", daemon=True).start()
+            _LIVE.add(self)
+        hello = {
+            "type": "hello",
+            "max_output_chars": self.max_output_chars,
+            "final_fields": self.final_fields,
+            "tools": [],
+        }
+        try:
+            self._client.call(hello, timeout=30)
+        except SandboxError as exc:
+            self.close()
+            raise SandboxStartError(f"the sandbox did not start: {exc}{self._stderr_hint()}") from exc
+
+    def _write(self, data: bytes) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise OSError("sandbox is not running")
+        with self._write_lock:
+            proc.stdin.write(data)
+
+    def _read_stdout(self) -> None:
+        proc, client = self._proc, self._client
+        assert proc is not None and proc.stdout is not None and client is not None
+        limit = self.max_line_bytes + 1
+        while True:
+            line = proc.stdout.readline(limit)
+            if not line:
+                break
+            if not line.endswith(b"\n"):
+                client.feed(line)
+                continue
+            client.feed_line(line[:-1])
+        code = proc.wait()
+        if not self._closed:
+            client.fail(SandboxTerminatedError(self._death_message(code)))
+
+    def _read_stderr(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stderr is not None
+        while chunk := proc.stderr.read(65536):
+            self._stderr_tail = (self._stderr_tail + chunk)[-4096:]
+
+    def _death_message(self, code: int) -> str:
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return f"the sandbox process {how}; its REPL state is lost{self._stderr_hint()}"
+
+    def _stderr_hint(self) -> str:
+        tail = bytes(self._stderr_tail).decode("utf-8", "replace").strip()
+        return f" (its last output: {tail[-500:]})" if tail else ""
+
+    def _ready(self) -> DriverClient:
+        if self._closed:
+            raise SandboxClosedError("this sandbox was closed; create a new one")
+        if self._client is None:
+            self.start()
+        assert self._client is not None
+        if self._client.dead is not None:
+            raise self._client.dead
+        return self._client
+
+    def load(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
+        client = self._ready()
+        if not str(name).isidentifier():
+            raise ConfigurationError(f"cannot load into {name!r}: the name must be a Python identifier")
+        fmt = infer_format(value, format)
+        inline = small_json(value) if fmt in ("text", "json") and not isinstance(value, pathlib.Path) else None
+        if inline is not None:
+            return client.call({"type": "set", "name": name, "value": json.loads(inline)}, timeout=60)["info"]
+        fd = self._stage(value, fmt)
+        try:
+            assert self._fd_sock is not None
+            socket.send_fds(self._fd_sock, [b"f"], [fd])
+        finally:
+            os.close(fd)
+        return client.call({"type": "load", "name": name, "format": fmt, "fd": True}, timeout=600)["info"]
+
+    def _stage(self, value: Any, fmt: Format) -> int:
+        """An open, read-only descriptor holding the value: the user's own file, or an unlinked tmpfs file."""
+        if isinstance(value, pathlib.Path):
+            try:
+                return os.open(value, os.O_RDONLY)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read the context file {str(value)!r}: {exc.strerror}") from exc
+        fd, path = tempfile.mkstemp(prefix="rlm-ctx-", dir=_shm_dir())
+        try:
+            os.unlink(path)
+            with os.fdopen(os.dup(fd), "wb") as out:
+                _write_value(out, value, fmt)
+            os.lseek(fd, 0, os.SEEK_SET)
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:
+        client = self._ready()
+        if not self._exec_lock.acquire(blocking=False):
+            raise SandboxError("this sandbox is already running code; use one sandbox per concurrent run")
+        try:
+            return client.execute(code, tools or {}, timeout or self.timeout, self.grace)
+        finally:
+            self._exec_lock.release()
+
+    async def aexecute(
+        self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
+    ) -> ExecResult:
+        client = self._ready()
+        if not self._exec_lock.acquire(blocking=False):
+            raise SandboxError("this sandbox is already running code; use one sandbox per concurrent run")
+        try:
+            return await client.aexecute(code, tools or {}, timeout or self.timeout, self.grace)
+        finally:
+            self._exec_lock.release()
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, 9)
+        except OSError:
+            proc.kill()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        proc = self._proc
+        if proc is not None:
+            if proc.poll() is None and proc.stdin is not None:
+                try:
+                    with self._write_lock:
+                        proc.stdin.write(b'{"type":"shutdown"}\n')
+                        proc.stdin.close()
+                    proc.wait(0.5)
+                except (OSError, subprocess.TimeoutExpired, ValueError):
+                    pass
+            self._kill()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        if self._client is not None:
+            self._client.fail(SandboxClosedError("this sandbox was closed; create a new one"))
+            self._client.shutdown()
+        if self._fd_sock is not None:
+            self._fd_sock.close()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        _LIVE.discard(self)
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and getattr(self, "_proc", None) is not None:
+            self._kill()
+
+
+def _write_value(out: Any, value: Any, fmt: Format) -> None:
+    if fmt == "text":
+        text = value if isinstance(value, str) else str(value)
+        for i in range(0, len(text), _CHUNK):
+            out.write(text[i : i + _CHUNK].encode("utf-8", "surrogateescape"))
+    elif fmt in ("bytes", "mmap"):
+        out.write(value if isinstance(value, (bytes, bytearray, memoryview)) else str(value).encode())
+    else:
+        json.dump(value, _TextSink(out), ensure_ascii=False, default=str)
+
+
+class _TextSink:
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def write(self, text: str) -> None:
+        self.out.write(text.encode("utf-8", "surrogateescape"))
+
+
+@atexit.register
+def _close_all() -> None:
+    for sandbox in list(_LIVE):
+        try:
+            sandbox.close()
+        except Exception:
+            pass
