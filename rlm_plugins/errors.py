@@ -60,7 +60,12 @@ class SubModelError(RLMError):
 
 
 class ModelError(RLMError):
-    """The root model could not be called (bad key, unreachable endpoint, bad response)."""
+    """The root model could not be called (bad key, unreachable endpoint, bad response).
+
+    When a run was under way, `partial` holds its result so far (steps, usage), so nothing computed is lost.
+    """
+
+    partial: object = None
 
 
 __all__ = [

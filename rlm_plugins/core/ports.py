@@ -122,6 +122,8 @@ class Action:
     response: str = ""
     usage: Usage | None = None
     model: str | None = None
+    prompt: Any = None
+    """What the model was sent (e.g. the chat messages), for logs; None when the policy does not expose it."""
 
 
 @runtime_checkable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from rlm_plugins.errors import ConfigurationError
@@ -34,3 +35,31 @@ def create_sandbox(kind: str = "local", **options: Any) -> BaseSandbox:
         42
     """
     return sandbox_class(kind)(**options)
+
+
+def sandbox_factory(sandbox: str | Callable[..., BaseSandbox] = "local", **options: Any) -> Callable[..., BaseSandbox]:
+    """A factory the engine calls once per run: `factory(max_output_chars=..., final_fields=...)`.
+
+    `sandbox` is a kind name, or a callable returning a new sandbox (it receives the engine's settings as
+    keyword arguments when it accepts them).
+    """
+    if isinstance(sandbox, str):
+        cls = sandbox_class(sandbox)
+
+        def make(**settings: Any) -> BaseSandbox:
+            return cls(**{**options, **settings})
+
+        return make
+    if not callable(sandbox):
+        raise ConfigurationError(f"sandbox={sandbox!r} is neither a sandbox kind nor a callable returning a sandbox")
+
+    def make_custom(**settings: Any) -> BaseSandbox:
+        try:
+            return sandbox(**{**options, **settings})
+        except TypeError:
+            made = sandbox(**options)
+            for key, value in settings.items():
+                setattr(made, key, value)
+            return made
+
+    return make_custom

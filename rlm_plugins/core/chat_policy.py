@@ -1,0 +1,209 @@
+"""`ChatPolicy`: the root model as any chat-completion callable over OpenAI-format messages.
+
+The messages carry the system prompt, the history of previous turns (each reply cut after its last code block,
+then the real REPL output) and the current turn's prompt. The long input never enters them: the model reads
+only what `describe_value` says about it. When the history grows past a budget, older turns are compacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from rlm_plugins.core.feedback import clip, format_exec_result
+from rlm_plugins.core.parsing import parse_reply
+from rlm_plugins.core.ports import Action, CodeRun, Completion, RunState, Step, as_completion
+from rlm_plugins.core.prompts import extract_prompt, system_prompt, user_prompt
+from rlm_plugins.errors import ConfigurationError
+
+Message = dict[str, str]
+Complete = Callable[[list[Message]], Completion | str]
+AComplete = Callable[[list[Message]], Awaitable[Completion | str]]
+
+COMPACTED_HEADER = (
+    "Earlier turns, compacted to save space (their full output is gone, but the variables they made are still "
+    "in the REPL; SHOW_VARS() lists them):"
+)
+_SUMMARY_CODE_LINES = 3
+_SUMMARY_CODE_CHARS = 160
+_SUMMARY_OUTPUT_CHARS = 200
+
+
+class ChatPolicy:
+    """The root model behind any chat-completion function: it builds the messages and parses the reply.
+
+    Args:
+        complete: called with a list of `{"role", "content"}` dicts; returns the reply text or a `Completion`.
+        acomplete: its async twin; when None, `aact`/`aextract` run `complete` in a worker thread.
+        model: the model name reported in usage when the reply does not name one.
+        max_history_chars: the size the previous turns may take in a request before older ones are compacted.
+        keep_recent_steps: how many of the latest turns stay in full when the history is compacted.
+
+    Examples:
+        >>> from rlm_plugins.core.ports import RunState
+        >>> policy = ChatPolicy(lambda messages: "```repl\\nprint(len(context))\\n```")
+        >>> state = RunState("How long is it?", [], [], [], 1, 10)
+        >>> policy.act(state).code
+        ['print(len(context))']
+    """
+
+    def __init__(
+        self,
+        complete: Complete,
+        acomplete: AComplete | None = None,
+        *,
+        model: str | None = None,
+        max_history_chars: int = 40_000,
+        keep_recent_steps: int = 4,
+    ) -> None:
+        if not callable(complete):
+            raise ConfigurationError("complete must be a function taking a list of message dicts; got a non-callable")
+        if acomplete is not None and not callable(acomplete):
+            raise ConfigurationError("acomplete must be an async function taking a list of message dicts, or None")
+        if max_history_chars < 1_000:
+            raise ConfigurationError(f"max_history_chars={max_history_chars} is too small; pass 1000 or more")
+        if keep_recent_steps < 0:
+            raise ConfigurationError(f"keep_recent_steps={keep_recent_steps} is negative; pass 0 or more")
+        self.complete = complete
+        self.acomplete = acomplete
+        self.model = model
+        self.max_history_chars = max_history_chars
+        self.keep_recent_steps = keep_recent_steps
+
+    def build_messages(self, state: RunState) -> list[Message]:
+        """The request for the current turn: system prompt, history, and this turn's prompt."""
+        return self._messages(state, user_prompt(state))
+
+    def act(self, state: RunState) -> Action:
+        """Ask the model for its next action."""
+        messages = self.build_messages(state)
+        return self._action(self.complete(messages), messages)
+
+    async def aact(self, state: RunState) -> Action:
+        """The async twin of `act`; it never blocks the event loop."""
+        messages = self.build_messages(state)
+        return self._action(await self._acall(messages), messages)
+
+    def extract(self, state: RunState) -> Completion:
+        """Ask for a final answer from the history alone, once the budget is gone."""
+        return self._completion(self.complete(self._messages(state, extract_prompt(state))))
+
+    async def aextract(self, state: RunState) -> Completion:
+        """The async twin of `extract`."""
+        return self._completion(await self._acall(self._messages(state, extract_prompt(state))))
+
+    async def _acall(self, messages: list[Message]) -> Completion | str:
+        if self.acomplete is None:
+            return await asyncio.to_thread(self.complete, messages)
+        return await self.acomplete(messages)
+
+    def _completion(self, reply: Completion | str | None) -> Completion:
+        completion = as_completion(reply, self.model)
+        if completion.model is None and self.model is not None:
+            completion = dataclasses.replace(completion, model=self.model)
+        return completion
+
+    def _action(self, reply: Completion | str | None, messages: list[Message]) -> Action:
+        completion = self._completion(reply)
+        parsed = parse_reply(completion.text)
+        return Action(
+            reasoning=parsed.reasoning,
+            code=parsed.code,
+            final=parsed.final,
+            has_final=parsed.has_final,
+            notes=parsed.notes,
+            response=completion.text,
+            usage=completion.usage,
+            model=completion.model,
+            prompt=messages,
+        )
+
+    def _messages(self, state: RunState, prompt: str) -> list[Message]:
+        """System prompt, then alternating user/assistant turns; `prompt` closes the last user message."""
+        messages = [_message("system", system_prompt(state))]
+        history = state.history
+        if not history:
+            return [*messages, _message("user", prompt)]
+        opening = user_prompt(dataclasses.replace(state, history=[], iteration=history[0].iteration))
+        turns = [(_reply_text(step), _results_text(step, state.max_output_chars)) for step in history]
+        summary, turns = self._fit(history, turns)
+        messages.append(_message("user", f"{opening}\n\n{summary}" if summary else opening))
+        for reply, results in turns:
+            messages += [_message("assistant", reply), _message("user", results)]
+        messages[-1]["content"] += "\n\n" + prompt
+        return messages
+
+    def _fit(self, history: list[Step], turns: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
+        """Keep the history within `max_history_chars`: compact older turns, then clip the recent ones."""
+        budget = self.max_history_chars
+        if sum(len(reply) + len(results) for reply, results in turns) <= budget:
+            return "", turns
+        split = max(len(turns) - self.keep_recent_steps, 0)
+        recent = [text for pair in turns[split:] for text in pair]
+        summary = _compact(history[:split], max(budget // 4, budget - sum(map(len, recent))))
+        caps = _fair_caps([len(text) for text in recent], budget - len(summary))
+        texts = [clip(text, cap) for text, cap in zip(recent, caps, strict=True)]
+        return summary, list(zip(texts[::2], texts[1::2], strict=True))
+
+
+def _message(role: str, content: str) -> Message:
+    return {"role": role, "content": content}
+
+
+def _reply_text(step: Step) -> str:
+    """What the history keeps of a reply: its reasoning and code, never the output it may have invented."""
+    return parse_reply(step.response).cleaned or step.reasoning.strip() or "(empty reply)"
+
+
+def _results_text(step: Step, max_chars: int) -> str:
+    parts = [format_exec_result(run, max_chars) for run in step.runs] + list(step.notes)
+    return "\n\n".join(parts) or "(no code ran)"
+
+
+def _compact(steps: list[Step], max_chars: int) -> str:
+    """One short line per step (code head, output head), keeping the latest lines that fit in `max_chars`."""
+    if not steps:
+        return ""
+    lines = [_summary_line(step) for step in steps]
+    kept: list[str] = []
+    size = len(COMPACTED_HEADER) + 40
+    for line in reversed(lines):
+        if size + len(line) + 1 > max_chars:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    omitted = len(lines) - len(kept)
+    body = [COMPACTED_HEADER, *([f"- ({omitted} earlier turns left out)"] if omitted else []), *reversed(kept)]
+    return clip("\n".join(body), max_chars)
+
+
+def _summary_line(step: Step) -> str:
+    if not step.runs:
+        said = " ".join(step.reasoning[:_SUMMARY_OUTPUT_CHARS].split())
+        return f"- turn {step.iteration}: no code ran" + (f" ({said})" if said else "")
+    code = [line.strip() for run in step.runs for line in run.code.splitlines() if line.strip()]
+    shown = " | ".join(code[:_SUMMARY_CODE_LINES])[:_SUMMARY_CODE_CHARS]
+    more = " | ..." if len(code) > _SUMMARY_CODE_LINES else ""
+    output = " ".join(" ".join(_run_output(run).split()) for run in step.runs)[:_SUMMARY_OUTPUT_CHARS]
+    return f"- turn {step.iteration}: ran `{shown}{more}` -> {output or '(no output)'}"
+
+
+def _run_output(run: CodeRun) -> str:
+    result = run.result
+    if result.final is not None:
+        return "FINAL reached"
+    if result.error is not None:
+        return f"{result.error.type}: {result.error.message[:_SUMMARY_OUTPUT_CHARS]}"
+    return (result.stdout or result.stderr)[: _SUMMARY_OUTPUT_CHARS * 2]
+
+
+def _fair_caps(lengths: list[int], budget: int) -> list[int]:
+    """Split `budget` characters between texts: short ones keep everything, long ones share the rest evenly."""
+    caps = [0] * len(lengths)
+    left = max(budget, 0)
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    for rank, index in enumerate(order):
+        caps[index] = min(lengths[index], left // (len(order) - rank))
+        left -= caps[index]
+    return caps

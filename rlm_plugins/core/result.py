@@ -1,0 +1,78 @@
+"""What a run returns: the answer, why it ended, what it cost, and the trajectory that led there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlm_plugins.core.ports import Step, Usage
+
+FINISH_REASONS = (
+    "final",
+    "max_iterations",
+    "max_llm_calls",
+    "max_time",
+    "max_tokens",
+    "max_cost",
+    "sandbox_error",
+)
+
+
+@dataclass
+class RLMResult:
+    """The outcome of one RLM run.
+
+    `response` is the answer as text; `answer` is the value the code passed to FINAL (or the SUBMIT fields),
+    before it was turned into text. `finish_reason` says what ended the run: "final" when the model answered,
+    else the limit that ran out (the answer then comes from the extract step).
+    """
+
+    response: str
+    answer: Any
+    finish_reason: str
+    steps: list[Step]
+    usage: dict[str, Usage]
+    execution_time: float
+    fields: dict[str, Any] | None = None
+    run_id: str = ""
+    depth: int = 0
+    error: str | None = None
+    sub_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def iterations(self) -> int:
+        return len(self.steps)
+
+    @property
+    def total_usage(self) -> Usage:
+        total = Usage()
+        for usage in self.usage.values():
+            total.add(usage)
+        return total
+
+    @property
+    def trajectory(self) -> list[dict[str, Any]]:
+        """The steps as plain dicts: reasoning, code, output per code block."""
+        out = []
+        for step in self.steps:
+            out.append(
+                {
+                    "iteration": step.iteration,
+                    "reasoning": step.reasoning,
+                    "code": [run.code for run in step.runs],
+                    "output": [_output(run.result) for run in step.runs],
+                    "notes": list(step.notes),
+                }
+            )
+        return out
+
+
+def _output(result: Any) -> str:
+    parts = [result.stdout]
+    if result.stderr:
+        parts.append(result.stderr)
+    if result.error is not None:
+        parts.append(str(result.error))
+    if result.timed_out:
+        parts.append("[timed out]")
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,195 @@
+"""`RLM`: the standalone Recursive Language Model over litellm, with the official `rlms` package's call shape."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rlm_plugins.core.budget import Limits
+from rlm_plugins.core.chat_policy import ChatPolicy
+from rlm_plugins.core.console import ConsoleProgress
+from rlm_plugins.core.engine import Engine
+from rlm_plugins.core.events import Observer
+from rlm_plugins.core.logger import RLMLogger
+from rlm_plugins.core.ports import Policy, SubModel
+from rlm_plugins.core.result import RLMResult
+from rlm_plugins.errors import ConfigurationError
+from rlm_plugins.repl.factory import sandbox_factory
+from rlm_plugins.standalone.models import LiteLLMChat, LiteLLMSubModel
+
+DEFAULT_QUERY = (
+    "The user's prompt is in the variable `context`. Read it in the REPL and do what it asks; answer with FINAL(...)."
+)
+
+_BACKEND_PREFIX = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "openrouter": "openrouter",
+    "portkey": "openai",
+    "vllm": "hosted_vllm",
+    "litellm": "",
+    "azure_openai": "azure",
+    "gemini": "gemini",
+}
+_ENVIRONMENTS = {"local": "local", "inprocess": "inprocess", "ipython": "inprocess", "e2b": "e2b"}
+_IGNORED_OFFICIAL = ("persistent", "compaction", "compaction_threshold_pct", "orchestrator", "user_prologue", "depth")
+
+
+def _backend_model(backend: str, kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Translate an official `backend` + `backend_kwargs` pair into a litellm model string and litellm kwargs."""
+    if backend not in _BACKEND_PREFIX:
+        msg = (
+            f"backend={backend!r} is not supported; use one of {sorted(_BACKEND_PREFIX)} or pass model='provider/model'"
+        )
+        raise ConfigurationError(msg)
+    rest = dict(kwargs)
+    name = rest.pop("model_name", None) or rest.pop("model", None)
+    if not name:
+        raise ConfigurationError("backend_kwargs needs 'model_name' (e.g. {'model_name': 'gpt-5-mini'})")
+    if "base_url" in rest:
+        rest["api_base"] = rest.pop("base_url")
+    prefix = _BACKEND_PREFIX[backend]
+    return (f"{prefix}/{name}" if prefix and not name.startswith(prefix + "/") else name), rest
+
+
+class RLM:
+    """A Recursive Language Model: the prompt lives in a sandboxed REPL, the root model explores it with code.
+
+    Models are litellm strings ("openai/gpt-5-mini", "anthropic/claude-...", "openrouter/...", any
+    OpenAI-compatible server with `api_base=`). The official package's `backend`, `backend_kwargs`,
+    `environment` and `environment_kwargs` are accepted too, so code written for `rlms` runs unchanged.
+
+    Args:
+        model: the root model.
+        sub_model: what `llm_query` calls; defaults to `model`.
+        sandbox: "local" (isolated subprocess), "inprocess" (no isolation), "e2b", or a sandbox factory.
+        max_iterations: root-model turns per run.
+        max_llm_calls: sub-calls for the whole run tree.
+        max_depth: 1 means rlm_query behaves as llm_query; 2 allows one level of child RLMs.
+        max_time: seconds for the whole run tree.
+        max_tokens: tokens for the whole run tree, where providers report them.
+        max_cost: dollars for the whole run tree, where litellm knows the prices.
+        api_base: endpoint for both models; `model_kwargs` / `sub_model_kwargs` override per model.
+        api_key: key for both models.
+        tools: host functions the REPL code may call by name.
+        logger: an `RLMLogger`; its JSONL files open in the official trajectory visualizer.
+        verbose: print live progress to stderr.
+
+    Examples:
+        >>> rlm = RLM(model="openai/gpt-5-mini")  # doctest: +SKIP
+        >>> rlm.completion(open("big.txt").read(), root_prompt="Who wrote the letter?").response  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str | None = "openai/gpt-5-mini",
+        sub_model: str | SubModel | None = None,
+        sandbox: str | Callable[..., Any] = "local",
+        *,
+        max_iterations: int = 20,
+        max_llm_calls: int | None = 100,
+        max_depth: int = 1,
+        max_time: float | None = None,
+        max_tokens: int | None = None,
+        max_cost: float | None = None,
+        max_output_chars: int = 10_000,
+        max_concurrency: int = 16,
+        exec_timeout: float = 300.0,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        sub_model_kwargs: Mapping[str, Any] | None = None,
+        sandbox_options: Mapping[str, Any] | None = None,
+        tools: Mapping[str, Callable[..., Any]] | None = None,
+        logger: RLMLogger | None = None,
+        verbose: bool = False,
+        policy: Policy | None = None,
+        observers: list[Observer] | None = None,
+        backend: str | None = None,
+        backend_kwargs: Mapping[str, Any] | None = None,
+        environment: str | None = None,
+        environment_kwargs: Mapping[str, Any] | None = None,
+        other_backends: list[str] | None = None,
+        other_backend_kwargs: list[Mapping[str, Any]] | None = None,
+        max_budget: float | None = None,
+        max_timeout: float | None = None,
+        custom_tools: Mapping[str, Callable[..., Any]] | None = None,
+        max_concurrent_subcalls: int | None = None,
+        **official: Any,
+    ) -> None:
+        unknown = sorted(set(official) - set(_IGNORED_OFFICIAL))
+        if unknown:
+            raise ConfigurationError(f"RLM() got unexpected arguments {unknown}")
+        if official:
+            warnings.warn(f"RLM(): {sorted(official)} have no effect here and were ignored", UserWarning, stacklevel=2)
+        shared = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v is not None}
+        root_kwargs = {**shared, **dict(model_kwargs or {})}
+        if backend is not None:
+            model, extra = _backend_model(backend, backend_kwargs or {})
+            root_kwargs = {**extra, **root_kwargs}
+        sub_kwargs = {**shared, **dict(sub_model_kwargs or {})}
+        if other_backends:
+            sub_model, extra = _backend_model(other_backends[0], (other_backend_kwargs or [{}])[0])
+            sub_kwargs = {**extra, **sub_kwargs}
+        if environment is not None:
+            if environment not in _ENVIRONMENTS:
+                msg = f"environment={environment!r} is not supported; use one of {sorted(_ENVIRONMENTS)}"
+                raise ConfigurationError(msg)
+            sandbox = _ENVIRONMENTS[environment]
+            sandbox_options = {**dict(environment_kwargs or {}), **dict(sandbox_options or {})}
+        if policy is None:
+            if not model:
+                raise ConfigurationError("pass model='provider/model' (e.g. 'openai/gpt-5-mini') or a policy")
+            chat = LiteLLMChat(model, **root_kwargs)
+            policy = ChatPolicy(chat, chat.acall, model=model)
+            self.model = model
+        else:
+            self.model = str(getattr(policy, "model", None) or model or "root")
+        if sub_model is None:
+            sub_model = model or self.model
+        if isinstance(sub_model, str):
+            sub_model = LiteLLMSubModel(LiteLLMChat(sub_model, **{**root_kwargs, **sub_kwargs}))
+        self.sub_model = sub_model
+        self.logger = logger
+        observers = list(observers or [])
+        if logger is not None:
+            logger.set_metadata(
+                root_model=self.model,
+                max_depth=max_depth,
+                max_iterations=max_iterations,
+                backend=backend or "litellm",
+                backend_kwargs={k: v for k, v in root_kwargs.items() if k != "api_key"},
+                other_backends=[getattr(sub_model, "name", "sub")],
+            )
+            observers.append(logger)
+        if verbose:
+            observers.append(ConsoleProgress())
+        self.sandbox_kind = sandbox if isinstance(sandbox, str) else getattr(sandbox, "__name__", "custom")
+        self.engine = Engine(
+            policy,
+            sub_model,
+            sandbox_factory(sandbox, **dict(sandbox_options or {})),
+            limits=Limits(
+                max_iterations=max_iterations,
+                max_llm_calls=max_llm_calls,
+                max_depth=max_depth,
+                max_time=max_timeout if max_time is None else max_time,
+                max_tokens=max_tokens,
+                max_cost=max_budget if max_cost is None else max_cost,
+            ),
+            max_output_chars=max_output_chars,
+            max_concurrency=max_concurrent_subcalls or max_concurrency,
+            exec_timeout=exec_timeout,
+            tools={**dict(custom_tools or {}), **dict(tools or {})},
+            observers=observers,
+        )
+
+    def completion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
+        """Answer `prompt` (any size: str, list, dict, bytes or a pathlib.Path), which goes into the REPL as
+        `context`; `root_prompt`, if given, is the question the root model sees."""
+        return self.engine.run(root_prompt or DEFAULT_QUERY, prompt)
+
+    async def acompletion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
+        """The async twin of `completion`."""
+        return await self.engine.arun(root_prompt or DEFAULT_QUERY, prompt)
