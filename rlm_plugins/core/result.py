@@ -51,6 +51,11 @@ class RLMResult:
         return total
 
     @property
+    def usage_summary(self) -> UsageSummary:
+        """Usage in the official `rlms` shape (`model_usage_summaries`, `to_dict()`), for code written for it."""
+        return UsageSummary(self.usage)
+
+    @property
     def trajectory(self) -> list[dict[str, Any]]:
         """The steps as plain dicts: reasoning, code, output per code block."""
         out = []
@@ -65,6 +70,41 @@ class RLMResult:
                 }
             )
         return out
+
+
+@dataclass
+class UsageSummary:
+    """Per-model usage shaped like the official package's `UsageSummary`."""
+
+    usage: dict[str, Usage]
+
+    @property
+    def model_usage_summaries(self) -> dict[str, dict[str, Any]]:
+        return {
+            model: {
+                "total_calls": u.calls,
+                "total_input_tokens": u.input_tokens,
+                "total_output_tokens": u.output_tokens,
+                "total_cost": u.cost,
+            }
+            for model, u in self.usage.items()
+        }
+
+    @property
+    def total_input_tokens(self) -> int:
+        return sum(u.input_tokens for u in self.usage.values())
+
+    @property
+    def total_output_tokens(self) -> int:
+        return sum(u.output_tokens for u in self.usage.values())
+
+    @property
+    def total_cost(self) -> float | None:
+        costs = [u.cost for u in self.usage.values() if u.cost is not None]
+        return sum(costs) if costs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_usage_summaries": self.model_usage_summaries}
 
 
 def _output(result: Any) -> str:

@@ -90,7 +90,11 @@ def test_official_constructor_runs_unchanged(server):
         environment="local",
         max_iterations=5,
     )
-    assert rlm.completion(haystack(), root_prompt="magic number?").response == "4242"
+    result = rlm.completion(haystack(), root_prompt="magic number?")
+    assert result.response == "4242"
+    summaries = result.usage_summary.to_dict()["model_usage_summaries"]
+    assert summaries["openai/root-model"]["total_calls"] == 3 + 8  # root and sub are the same model here
+    assert result.usage_summary.total_input_tokens > 0
 
 
 def test_unknown_backend_says_what_to_use():
@@ -212,3 +216,42 @@ def test_cli_demo_runs_offline_and_says_so(capsys):
     out, err = capsys.readouterr()
     assert "correct" in out
     assert "OFFLINE" in err and "not model quality" in err
+
+
+def _unused_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cassette_rlm(vcr, scripted_openai):
+    """Replaying: a closed port, so only the cassette answers. Recording: the scripted server."""
+    base = None if vcr.write_protected else scripted_openai(scripted).base_url
+    return RLM(
+        model="openai/root-model",
+        sub_model="openai/sub-model",
+        api_base=base or f"http://127.0.0.1:{_unused_port()}/v1",
+        api_key="sk-test",
+        model_kwargs={"num_retries": 0, "temperature": 0.0},
+        max_concurrency=1,
+    )
+
+
+@pytest.mark.vcr
+def test_full_run_replays_from_cassette(vcr, scripted_openai):
+    result = _cassette_rlm(vcr, scripted_openai).completion(haystack(), root_prompt="What is the magic number?")
+    assert result.response == "4242"
+    assert result.usage["openai/sub-model"].calls == 8
+    if vcr.write_protected:
+        assert vcr.all_played
+
+
+@pytest.mark.vcr
+async def test_full_run_replays_from_cassette_async(vcr, scripted_openai):
+    rlm = _cassette_rlm(vcr, scripted_openai)
+    result = await rlm.acompletion(haystack(), root_prompt="What is the magic number?")
+    assert result.response == "4242"
+    if vcr.write_protected:
+        assert vcr.all_played

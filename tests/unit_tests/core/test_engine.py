@@ -266,3 +266,17 @@ def test_reserved_tool_names_are_refused():
 
     with pytest.raises(ConfigurationError, match="reserved"):
         engine_for(script(), tools={"llm_query": print})
+
+
+def test_root_requests_stay_bounded_over_a_long_run_on_a_50mb_context():
+    """30 iterations that each print 10k characters: no root request ever passes 60k characters."""
+    sizes = []
+
+    def complete(messages):
+        sizes.append(sum(len(m["content"]) for m in messages))
+        return repl("print(context[:20000])")
+
+    context = "y" * 50_000_000
+    result = engine_for(complete, limits=Limits(max_iterations=30)).run("q", context)
+    assert result.iterations == 30 and len(sizes) == 31
+    assert max(sizes) < 60_000

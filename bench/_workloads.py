@@ -1,0 +1,100 @@
+"""Workloads and peer runners shared by the benchmarks: the same scripted root behaviour for every engine.
+
+W2: a 100 MB str context, 3 iterations that each fan `llm_query_batched` over 100 chunks, then a final answer.
+Each sub-call prompt carries a 2,000-character excerpt of its chunk (`full=True`: the whole 1 MB chunk).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+MB = 1_000_000
+
+
+def make_context(size: int = 100 * MB) -> str:
+    line = "the quick brown fox jumps over the lazy dog 0123456789\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+def fanout_code(iteration: int, full: bool) -> str:
+    """One W2 iteration: split the context in 100 chunks and ask the sub-model about each."""
+    excerpt = "c" if full else "c[:2000]"
+    return (
+        "n = len(context) // 100\n"
+        "chunks = [context[i * n:(i + 1) * n] for i in range(100)]\n"
+        f"answers = llm_query_batched([f'chunk {iteration} {{i}}: ' + {excerpt} for i, c in enumerate(chunks)])\n"
+        "print(len(answers), answers[0][:20])"
+    )
+
+
+def fence(code: str) -> str:
+    return f"```repl\n{code}\n```"
+
+
+def root_replies(full: bool, final: str = "FINAL('done')") -> list[str]:
+    return [fence(fanout_code(i, full)) for i in range(1, 4)] + [fence(final)]
+
+
+def median_time(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    """Median wall time of `runs` calls (after one warm-up call), and the last result."""
+    result = fn()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+class PeakMemory:
+    """Peak RSS of this process plus the peak of its children (sandboxes) while the block runs, in MB."""
+
+    def __enter__(self) -> PeakMemory:
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.samples.append(_tree_rss(os.getpid()))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.samples or [0]) / MB
+
+
+def _tree_rss(pid: int) -> int:
+    """RSS of `pid` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = resource.getpagesize()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        rss[int(entry)] = int(fields[21]) * page
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += rss.get(current, 0)
+        stack.extend(children.get(current, []))
+    return total

@@ -1,0 +1,179 @@
+"""The engine side by side with its peers, in one process: `python bench/bench_engine.py [--runs 5] [--quick]`.
+
+- ours: `rlm_plugins` Engine + ChatPolicy (scripted replies) + the `local` sandbox (best isolation here).
+- dspy.RLM with its LocalInterpreter, DummyLM as root and sub-model.
+- the official `rlms` package (`pip install rlms`), local environment, scripted BaseLM clients.
+
+W2 (100 MB context, 3 x 100-way fan-out, then final) with excerpt prompts and with full 1 MB chunk prompts;
+W3: 1,000 sub-calls with a simulated 100 ms latency at concurrency 32 (ideal: ceil(n/c) x latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._workloads import MB, PeakMemory, fanout_code, make_context, median_time, root_replies  # noqa: E402
+from rlm_plugins.core.budget import Limits  # noqa: E402
+from rlm_plugins.core.callables import CallableSubModel  # noqa: E402
+from rlm_plugins.core.chat_policy import ChatPolicy  # noqa: E402
+from rlm_plugins.core.engine import Engine  # noqa: E402
+from rlm_plugins.repl.factory import sandbox_factory  # noqa: E402
+
+
+def scripted(replies: list[str]):
+    def complete(messages):
+        turn = sum(1 for m in messages if m["role"] == "assistant")
+        return replies[min(turn, len(replies) - 1)]
+
+    return complete
+
+
+def ours(context: str, full: bool, sandbox: str = "local") -> Engine:
+    memory = 4 * 1024**3 if full else None
+    options = {"memory_limit": memory} if sandbox == "local" and memory else {}
+    return Engine(
+        ChatPolicy(scripted(root_replies(full)), model="scripted"),
+        CallableSubModel(lambda p: "ok", name="instant"),
+        sandbox_factory(sandbox, **options),
+        limits=Limits(max_iterations=10, max_llm_calls=1000),
+    )
+
+
+def run_ours(context: str, full: bool, sandbox: str = "local") -> str:
+    engine = ours(context, full, sandbox)
+    return engine.run("bench", context).response
+
+
+def run_dspy(context: str, full: bool) -> str:
+    import dspy
+    from dspy.primitives.local_interpreter import LocalInterpreter
+
+    replies = [{"reasoning": "fan out", "code": fanout_code(i, full)} for i in range(1, 4)]
+    replies.append({"reasoning": "done", "code": "SUBMIT(answer='done')"})
+    root = dspy.utils.DummyLM(replies)
+    sub = dspy.utils.DummyLM([{"response": "ok"}] * 400)
+    rlm = dspy.RLM(
+        "context -> answer", max_iters=10, max_llm_calls=1000, sub_lm=sub, interpreter_factory=LocalInterpreter
+    )
+    with dspy.context(lm=root, cache=False):
+        return rlm(context=context).answer
+
+
+def run_official(context: str, full: bool) -> str:
+    import rlm.core.rlm as official
+    from rlm.clients.base_lm import BaseLM
+    from rlm.core.types import ModelUsageSummary, UsageSummary
+
+    replies = root_replies(full, final="answer['content'] = 'done'\nanswer['ready'] = True")
+
+    class Scripted(BaseLM):
+        def __init__(self, **kw):
+            super().__init__(model_name=kw.get("model_name", "scripted"))
+            self.calls = 0
+
+        def completion(self, prompt):
+            self.calls += 1
+            if isinstance(prompt, list):
+                turn = sum(1 for m in prompt if m.get("role") == "assistant")
+                return replies[min(turn, len(replies) - 1)]
+            return "ok"
+
+        async def acompletion(self, prompt):
+            return self.completion(prompt)
+
+        def get_usage_summary(self):
+            return UsageSummary({self.model_name: ModelUsageSummary(self.calls, 0, 0)})
+
+        def get_last_usage(self):
+            return ModelUsageSummary(1, 0, 0)
+
+    official.get_client = lambda backend, kwargs: Scripted(**kwargs)
+    engine = official.RLM(
+        backend="openai", backend_kwargs={"model_name": "scripted"}, environment="local", max_iterations=10
+    )
+    return engine.completion(context).response
+
+
+def w3(concurrency: int = 32, calls: int = 1000, latency: float = 0.1) -> dict[str, float]:
+    """1,000 sub-calls at 100 ms each, concurrency 32, from one llm_query_batched call."""
+
+    async def slow(prompt: str) -> str:
+        await asyncio.sleep(latency)
+        return "ok"
+
+    def slow_sync(prompt: str) -> str:
+        time.sleep(latency)
+        return "ok"
+
+    code = f"r = llm_query_batched([str(i) for i in range({calls})])\nFINAL(len(r))"
+    ideal = math.ceil(calls / concurrency) * latency
+    out = {"ideal": ideal}
+    for mode, sub in (
+        ("sync", CallableSubModel(slow_sync, name="slow")),
+        ("async", CallableSubModel(slow, name="slow")),
+    ):
+        engine = Engine(
+            ChatPolicy(scripted([f"```repl\n{code}\n```"])),
+            sub,
+            sandbox_factory("local"),
+            limits=Limits(max_llm_calls=calls),
+            max_concurrency=concurrency,
+        )
+        started = time.perf_counter()
+        result = engine.run("w3", "x") if mode == "sync" else asyncio.run(engine.arun("w3", "x"))
+        assert result.response == str(calls), result
+        out[mode] = time.perf_counter() - started
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="10 MB context, fewer runs (a smoke run)")
+    args = parser.parse_args()
+    size = 10 * MB if args.quick else 100 * MB
+    runs = 2 if args.quick else args.runs
+    context = make_context(size)
+    from rlm_plugins.repl.isolation import best_level
+
+    print(f"context {size / MB:.0f} MB, {runs} runs each, local sandbox isolation: {best_level()}\n")
+    rows = []
+    peers = [
+        ("rlm-plugins (local sandbox)", run_ours),
+        ("dspy.RLM + LocalInterpreter", run_dspy),
+        ("official rlms (local)", run_official),
+    ]
+    for full in (False, True):
+        label = "W2 full 1 MB prompts" if full else "W2"
+        base = None
+        for name, fn in peers:
+            with PeakMemory() as mem:
+                try:
+                    seconds, answer = median_time(lambda fn=fn: fn(context, full), runs)
+                except Exception as exc:
+                    rows.append((label, name, float("nan"), "", f"failed: {type(exc).__name__}: {exc}"[:80]))
+                    continue
+            base = base or seconds
+            rows.append(
+                (label, name, seconds, f"{seconds / base:.1f}x", f"{mem.peak_mb:,.0f} MB peak, answer={answer}")
+            )
+    print("| workload | engine | median s | vs ours | notes |\n| --- | --- | --- | --- | --- |")
+    for label, name, seconds, ratio, notes in rows:
+        print(f"| {label} | {name} | {seconds:.3f} | {ratio} | {notes} |")
+    result = w3()
+    print(
+        f"\nW3 (1,000 calls x 100 ms, concurrency 32): ideal {result['ideal']:.2f}s, sync {result['sync']:.2f}s "
+        f"({result['sync'] / result['ideal']:.3f}x ideal), async {result['async']:.2f}s "
+        f"({result['async'] / result['ideal']:.3f}x ideal)"
+    )
+
+
+if __name__ == "__main__":
+    main()
