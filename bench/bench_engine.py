@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._workloads import MB, PeakMemory, fanout_code, make_context, median_time, root_replies  # noqa: E402
-from rlm_plugins.core.budget import Limits  # noqa: E402
-from rlm_plugins.core.callables import CallableSubModel  # noqa: E402
-from rlm_plugins.core.chat_policy import ChatPolicy  # noqa: E402
-from rlm_plugins.core.engine import Engine  # noqa: E402
-from rlm_plugins.repl.factory import sandbox_factory  # noqa: E402
+from bench._workloads import MB, PeakMemory, fanout_code, make_context, median_time, root_replies
+from rlm_plugins.core.budget import Limits
+from rlm_plugins.core.callables import CallableSubModel
+from rlm_plugins.core.chat_policy import ChatPolicy
+from rlm_plugins.core.engine import Engine
+from rlm_plugins.repl.factory import sandbox_factory
 
 
 def scripted(replies: list[str]):
@@ -156,7 +156,7 @@ def main() -> None:
         for name, fn in peers:
             with PeakMemory() as mem:
                 try:
-                    seconds, answer = median_time(lambda fn=fn: fn(context, full), runs)
+                    seconds, answer = median_time(lambda fn=fn, full=full: fn(context, full), runs)
                 except Exception as exc:
                     rows.append((label, name, float("nan"), "", f"failed: {type(exc).__name__}: {exc}"[:80]))
                     continue
