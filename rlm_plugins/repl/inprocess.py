@@ -151,6 +151,7 @@ class InProcessSandbox(BaseSandbox):
             raise SandboxError("this sandbox is already running code; use one sandbox per concurrent run")
         self._tools, self._loop, self._calls = dict(tools or {}), loop, []
         session.bind_tools(list(self._tools))
+        _install_router()  # again: the host may have replaced sys.stdout since start() (pytest, Jupyter, redirects)
         assert self._worker is not None
         return self._worker.submit(self._run, code), time.perf_counter()
 

@@ -144,7 +144,7 @@ def _bwrap_args(workdir: Path) -> list[str]:
         args += ["--ro-bind", root, root]
     args += ["--perms", "0755", "--dir", "/opt/rlm", "--ro-bind", str(DRIVER_PATH), "/opt/rlm/driver.py"]
     args += ["--bind", str(workdir), "/work", "--chdir", "/work"]
-    args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--"]
+    args += ["--perms", "1777", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--"]
     return args
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -32,6 +33,8 @@ from rlm_plugins.repl.isolation import Limits
 IsolationOption = Literal["auto", "require", "bwrap", "namespace", "none"]
 _LIVE: weakref.WeakSet[LocalSandbox] = weakref.WeakSet()
 _CHUNK = 8 * 1024 * 1024
+_READ_SIZE = 1024 * 1024
+_PIPE_SIZE = 1024 * 1024
 
 
 def _shm_dir() -> str | None:
@@ -83,6 +86,7 @@ class LocalSandbox(BaseSandbox):
         self._exec_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._closed = False
+        self._group_swept = False
         self._stderr_tail = bytearray()
 
     def _choose_level(self) -> IsolationLevel:
@@ -139,6 +143,8 @@ class LocalSandbox(BaseSandbox):
                 raise SandboxStartError(f"could not start the sandbox process: {exc}") from exc
             finally:
                 child_sock.close()
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                _widen(pipe)
             self._fd_sock = host_sock
             self.isolation = level
             self._client = DriverClient(self._write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
@@ -167,15 +173,9 @@ class LocalSandbox(BaseSandbox):
     def _read_stdout(self) -> None:
         proc, client = self._proc, self._client
         assert proc is not None and proc.stdout is not None and client is not None
-        limit = self.max_line_bytes + 1
-        while True:
-            line = proc.stdout.readline(limit)
-            if not line:
-                break
-            if not line.endswith(b"\n"):
-                client.feed(line)
-                continue
-            client.feed_line(line[:-1])
+        fd = proc.stdout.fileno()
+        while chunk := os.read(fd, _READ_SIZE):
+            client.feed(chunk)
         code = proc.wait()
         if not self._closed:
             client.fail(SandboxTerminatedError(self._death_message(code)))
@@ -259,13 +259,23 @@ class LocalSandbox(BaseSandbox):
             self._exec_lock.release()
 
     def _kill(self) -> None:
+        """SIGKILL the sandbox's process group, including children that outlived the driver.
+
+        Children forked by user code keep running after the driver exits, so the group is swept once more right
+        after the leader is gone; never later, as the group id may then be reused.
+        """
         proc = self._proc
-        if proc is None or proc.poll() is not None:
+        if proc is None or self._group_swept:
             return
+        leader_gone = proc.poll() is not None
         try:
-            os.killpg(proc.pid, 9)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         except OSError:
-            proc.kill()
+            if not leader_gone:
+                proc.kill()
+        self._group_swept = leader_gone
 
     def close(self) -> None:
         if self._closed:
@@ -301,6 +311,16 @@ class LocalSandbox(BaseSandbox):
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "_proc", None) is not None:
             self._kill()
+
+
+def _widen(pipe: Any) -> None:
+    """Grow a pipe's buffer (64 KiB by default) so large messages cross in fewer, bigger writes."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
+    except OSError:
+        pass
 
 
 def _write_value(out: Any, value: Any, fmt: Format) -> None:
