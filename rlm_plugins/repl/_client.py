@@ -73,6 +73,10 @@ class DriverClient:
         reply = self._wait(self.request(msg), timeout)
         return self._check_reply(reply)
 
+    def result(self, fut: cf.Future, timeout: float) -> dict[str, Any]:
+        """Wait for the reply of a request sent earlier with `request`."""
+        return self._check_reply(self._wait(fut, timeout))
+
     async def acall(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
         reply = await self._await(self.request(msg), timeout)
         return self._check_reply(reply)

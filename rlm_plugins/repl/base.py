@@ -14,7 +14,8 @@ Tool = Callable[..., Any] | Callable[..., Awaitable[Any]]
 """A host function user code can call by name; sync or async."""
 
 Format = Literal["text", "json", "bytes", "mmap"]
-IsolationLevel = Literal["bwrap", "namespace", "none"]
+IsolationLevel = Literal["bwrap", "namespace", "none", "vm"]
+"""How far sandboxed code is kept from the host: a bubblewrap jail, namespaces, nothing, or its own VM (E2B)."""
 
 SMALL_VALUE_BYTES = 64 * 1024
 """Values whose JSON is smaller than this travel inline (`set`); larger ones as a file (`load`)."""
@@ -194,7 +195,10 @@ class BaseSandbox(abc.ABC):
 
     @abc.abstractmethod
     def load(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
-        """Bind `value` to `name` in the REPL, once; returns the driver's description (type, length)."""
+        """Bind `value` to `name` in the REPL, once; returns the driver's description (type, length).
+
+        It starts the sandbox when needed, so a backend may overlap its start with staging the value.
+        """
 
     @abc.abstractmethod
     def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:

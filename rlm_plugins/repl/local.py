@@ -86,6 +86,7 @@ class LocalSandbox(BaseSandbox):
         self._exec_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._closed = False
+        self._hello: Any = None
         self._group_swept = False
         self._stderr_tail = bytearray()
 
@@ -115,6 +116,11 @@ class LocalSandbox(BaseSandbox):
         return level
 
     def start(self) -> None:
+        self._spawn()
+        self._greeted()
+
+    def _spawn(self) -> None:
+        """Start the process and send `hello` without waiting, so the caller can stage a context meanwhile."""
         with self._start_lock:
             if self._closed:
                 raise SandboxClosedError("this sandbox was closed; create a new one")
@@ -151,14 +157,23 @@ class LocalSandbox(BaseSandbox):
             threading.Thread(target=self._read_stdout, name="rlm-sandbox-out", daemon=True).start()
             threading.Thread(target=self._read_stderr, name="rlm-sandbox-err", daemon=True).start()
             _LIVE.add(self)
-        hello = {
-            "type": "hello",
-            "max_output_chars": self.max_output_chars,
-            "final_fields": self.final_fields,
-            "tools": [],
-        }
+            hello = {
+                "type": "hello",
+                "max_output_chars": self.max_output_chars,
+                "final_fields": self.final_fields,
+                "tools": [],
+            }
+            self._hello = self._client.request(hello)
+
+    def _greeted(self) -> None:
+        """Wait for the driver's answer to `hello`, once; a sandbox that never answers is closed."""
+        with self._start_lock:
+            hello, self._hello = self._hello, None
+        if hello is None:
+            return
+        assert self._client is not None
         try:
-            self._client.call(hello, timeout=30)
+            self._client.result(hello, timeout=30)
         except SandboxError as exc:
             self.close()
             raise SandboxStartError(f"the sandbox did not start: {exc}{self._stderr_hint()}") from exc
@@ -197,23 +212,26 @@ class LocalSandbox(BaseSandbox):
     def _ready(self) -> DriverClient:
         if self._closed:
             raise SandboxClosedError("this sandbox was closed; create a new one")
-        if self._client is None:
-            self.start()
+        self.start()
         assert self._client is not None
         if self._client.dead is not None:
             raise self._client.dead
         return self._client
 
     def load(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
-        client = self._ready()
         if not str(name).isidentifier():
             raise ConfigurationError(f"cannot load into {name!r}: the name must be a Python identifier")
         fmt = infer_format(value, format)
         inline = small_json(value) if fmt in ("text", "json") and not isinstance(value, pathlib.Path) else None
         if inline is not None:
+            client = self._ready()
             return client.call({"type": "set", "name": name, "value": json.loads(inline)}, timeout=60)["info"]
+        if self._closed:
+            raise SandboxClosedError("this sandbox was closed; create a new one")
+        self._spawn()
         fd = self._stage(value, fmt)
         try:
+            client = self._ready()
             assert self._fd_sock is not None
             socket.send_fds(self._fd_sock, [b"f"], [fd])
         finally:
