@@ -1,0 +1,266 @@
+"""`RLM`: a drop-in for `dspy.RLM` that runs on the rlm-plugins engine and sandboxes."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import dspy
+import pydantic
+from dspy.adapters.utils import parse_value
+from dspy.primitives.code_interpreter import _validate_interpreter_factory
+from dspy.signatures.signature import ensure_signature
+from dspy.utils.annotation import experimental
+from pydantic_core import to_jsonable_python
+
+from rlm_plugins.core.budget import Limits
+from rlm_plugins.core.engine import Engine, SandboxFactory
+from rlm_plugins.core.events import Observer
+from rlm_plugins.core.result import RLMResult
+from rlm_plugins.dspy._context import bind, capture
+from rlm_plugins.dspy._interpreter_sandbox import InterpreterSandbox
+from rlm_plugins.dspy._validation import (
+    RESERVED_RESULT_NAMES,
+    RESERVED_SANDBOX_NAMES,
+    normalize_tools,
+    repl_callable,
+    validate_inputs,
+    validate_namespace,
+)
+from rlm_plugins.dspy.interpreter import InterpreterFactory
+from rlm_plugins.dspy.policy import ChildSignatures, PredictPolicy, history_of
+from rlm_plugins.dspy.signatures import build_signatures, format_tool_docs
+from rlm_plugins.dspy.submodel import LMSubModel
+from rlm_plugins.errors import ConfigurationError
+from rlm_plugins.repl.base import FinalAnswer
+from rlm_plugins.repl.factory import sandbox_factory
+
+_PASS_AS_IS = (str, bytes, bytearray, int, float, bool, type(None), list, dict, tuple, pathlib.Path)
+EXTRACT_REASONING = "Extract forced final output"
+
+
+@experimental
+class RLM(dspy.Module):
+    """Recursive Language Model: the root LM explores its inputs by writing code in a persistent REPL.
+
+    It accepts `dspy.RLM`'s arguments and returns what `dspy.RLM` returns (the output fields, `trajectory` and
+    `final_reasoning`); its predictors are `generate_action` and `extract`, so optimizers, `named_predictors()`
+    and saved programs work as with `dspy.RLM`. The loop runs in the rlm-plugins engine: inputs are loaded into
+    the sandbox once per call, sub-calls go through DSPy's LM (history, callbacks, usage tracking and cache see
+    them), `aforward` is async end to end, and `rlm_query` starts recursive sub-runs when `max_depth > 1`.
+
+    Args:
+        signature: the task, e.g. "context, query -> answer" or a Signature class; outputs may be typed.
+        max_iters: root-model steps per call.
+        max_llm_calls: sub-calls (llm_query, llm_query_batched slots, rlm_query runs) per call.
+        max_output_chars: REPL output kept per step.
+        verbose: log each step's reasoning and code.
+        tools: functions or `dspy.Tool`s the code may call (sync or async).
+        sub_lm: the LM `llm_query` calls; defaults to `dspy.settings.lm` at call time (so `dspy.context` applies).
+        interpreter_factory: run on interpreters from this DSPy factory instead of `sandbox`.
+        sandbox: "local" (an isolated subprocess), "inprocess" or "e2b"; or a callable returning a sandbox.
+            When neither this nor `interpreter_factory` is given, `dspy.settings.interpreter_factory` is used if
+            set, else "local".
+        sandbox_options: options for the sandbox (e.g. `{"isolation": "require"}`).
+        max_depth: how deep `rlm_query` may recurse; 1 makes `rlm_query` a plain `llm_query`.
+        max_time: seconds per call (the whole recursion tree), then `extract` answers.
+        max_concurrency: concurrent sub-calls in one `llm_query_batched`.
+        exec_timeout: seconds one code block may run.
+        observers: callables receiving the engine's events of every call.
+
+    Raises:
+        ReservedNameError: a tool, input or output name is invalid or collides with a built-in name.
+        InvalidToolsError: `tools` is a dict or holds something that is not callable.
+        ConfigurationError: a limit or the sandbox is invalid.
+
+    Examples:
+        ```python
+        import dspy
+        from rlm_plugins.dspy import RLM
+
+        dspy.configure(lm=dspy.LM("openai/gpt-4o-mini"))
+        rlm = RLM("context, query -> answer", max_iters=10)
+        print(rlm(context="...very long text...", query="What is the magic number?").answer)
+        ```
+    """
+
+    _RESERVED_SANDBOX_NAMES = RESERVED_SANDBOX_NAMES
+    _RESERVED_RESULT_NAMES = RESERVED_RESULT_NAMES
+
+    def __init__(
+        self,
+        signature: type[dspy.Signature] | str,
+        max_iters: int = 20,
+        max_llm_calls: int = 50,
+        max_output_chars: int = 10_000,
+        verbose: bool = False,
+        tools: list[Callable[..., Any]] | None = None,
+        sub_lm: dspy.BaseLM | None = None,
+        interpreter_factory: Callable[[], Any] | None = None,
+        *,
+        sandbox: str | Callable[..., Any] | None = None,
+        sandbox_options: dict[str, Any] | None = None,
+        max_depth: int = 1,
+        max_time: float | None = None,
+        max_concurrency: int = 16,
+        exec_timeout: float = 300.0,
+        observers: list[Observer] | None = None,
+    ) -> None:
+        super().__init__()
+        self.signature = ensure_signature(signature)
+        self.max_iters = max_iters
+        self.max_llm_calls = max_llm_calls
+        self.max_output_chars = max_output_chars
+        self.verbose = verbose
+        self.sub_lm = sub_lm
+        self.max_depth = max_depth
+        self.max_time = max_time
+        self.max_concurrency = max_concurrency
+        self.exec_timeout = exec_timeout
+        self.observers = list(observers or [])
+        self._limits()
+        if interpreter_factory is not None:
+            _validate_interpreter_factory(interpreter_factory)
+            if sandbox is not None:
+                raise ConfigurationError("pass either sandbox= or interpreter_factory=, not both")
+        self._interpreter_factory = interpreter_factory
+        self._sandbox_factory = sandbox_factory(sandbox, **(sandbox_options or {})) if sandbox is not None else None
+        self._sandbox_options = dict(sandbox_options or {})
+        self._user_tools = normalize_tools(tools)
+        validate_namespace(self.signature, self._user_tools)
+        action, extract, child_action, child_extract = build_signatures(
+            self.signature, max_llm_calls, format_tool_docs(self._user_tools)
+        )
+        self._action_signature = action
+        self._child_signatures = ChildSignatures(child_action, child_extract)
+        self.generate_action = dspy.Predict(action)
+        self.extract = dspy.Predict(extract)
+
+    @property
+    def tools(self) -> dict[str, dspy.Tool]:
+        """User-provided tools (without the built-in llm_query / llm_query_batched / rlm_query)."""
+        return dict(self._user_tools)
+
+    def _limits(self) -> Limits:
+        return Limits(
+            max_iterations=self.max_iters,
+            max_llm_calls=self.max_llm_calls,
+            max_depth=self.max_depth,
+            max_time=self.max_time,
+        )
+
+    def _resolve_sandbox(self, interpreter_factory: Callable[[], Any] | None) -> SandboxFactory:
+        """Per-call factory, then the constructor's factory or sandbox, then dspy.settings, then "local"."""
+        factory = interpreter_factory or self._interpreter_factory
+        if factory is None and self._sandbox_factory is not None:
+            return self._sandbox_factory
+        if factory is None:
+            factory = dspy.settings.get("interpreter_factory")
+        if factory is None:
+            return sandbox_factory("local", **self._sandbox_options)
+        _validate_interpreter_factory(factory)
+        if isinstance(factory, InterpreterFactory):
+            return sandbox_factory(factory.sandbox, **{**factory.options, **self._sandbox_options})
+
+        def make(**settings: Any) -> InterpreterSandbox:
+            return InterpreterSandbox(factory, **settings)
+
+        return make
+
+    def _engine(self, interpreter_factory: Callable[[], Any] | None) -> tuple[Engine, PredictPolicy]:
+        overrides = capture()
+        policy = PredictPolicy(
+            self.generate_action,
+            self.extract,
+            self.signature,
+            self._child_signatures,
+            verbose=self.verbose,
+            overrides=overrides,
+        )
+        tools = {name: bind(repl_callable(tool), overrides) for name, tool in self._user_tools.items()}
+        engine = Engine(
+            policy,
+            LMSubModel(self.sub_lm, overrides),
+            self._resolve_sandbox(interpreter_factory),
+            limits=self._limits(),
+            max_output_chars=self.max_output_chars,
+            max_concurrency=self.max_concurrency,
+            exec_timeout=self.exec_timeout,
+            tools=tools,
+            observers=self.observers,
+            final_fields=list(self.signature.output_fields),
+            final_validator=self._parse_final,
+        )
+        return engine, policy
+
+    def _inputs(self, input_args: dict[str, Any]) -> dict[str, Any]:
+        validate_inputs(self.signature, input_args)
+        return {
+            name: value if isinstance(value, _PASS_AS_IS) else to_jsonable_python(value, fallback=str)
+            for name, value in input_args.items()
+        }
+
+    def forward(self, *, interpreter_factory: Callable[[], Any] | None = None, **input_args: Any) -> dspy.Prediction:
+        """Run the RLM on the signature's inputs.
+
+        Args:
+            interpreter_factory: a DSPy interpreter factory for this call only.
+            **input_args: the signature's input fields; each becomes a REPL variable.
+
+        Returns:
+            A Prediction with the output fields, `trajectory` and `final_reasoning`.
+
+        Raises:
+            ValueError: inputs are missing or not in the signature.
+        """
+        inputs = self._inputs(input_args)
+        engine, policy = self._engine(interpreter_factory)
+        return self._prediction(engine.run(self.signature.signature, None, inputs), policy)
+
+    async def aforward(
+        self, *, interpreter_factory: Callable[[], Any] | None = None, **input_args: Any
+    ) -> dspy.Prediction:
+        """The async twin of `forward`: root and sub-calls through `acall`, sandbox I/O off the event loop."""
+        inputs = self._inputs(input_args)
+        engine, policy = self._engine(interpreter_factory)
+        return self._prediction(await engine.arun(self.signature.signature, None, inputs), policy)
+
+    def _parse_final(self, final: FinalAnswer) -> tuple[Any, str | None]:
+        """Parse SUBMIT's fields with DSPy's value parsing; a problem goes back to the model as an instruction."""
+        names = list(self.signature.output_fields)
+        raw = final.fields if final.fields is not None else final.value
+        if final.fields is None and len(names) == 1:
+            raw = {names[0]: final.value}
+        usage = f"SUBMIT({', '.join(names)})"
+        if not isinstance(raw, dict):
+            return None, f"SUBMIT gave {type(raw).__name__}, expected the fields {names}: call {usage}"
+        missing = [name for name in names if name not in raw]
+        if missing:
+            return None, f"Missing output fields: {missing}. Use {usage}"
+        parsed, errors = {}, []
+        for name in names:
+            annotation = self.signature.output_fields[name].annotation
+            try:
+                parsed[name] = parse_value(raw[name], annotation)
+            except (ValueError, TypeError, pydantic.ValidationError) as exc:
+                expected = getattr(annotation, "__name__", str(annotation))
+                errors.append(f"{name}: expected {expected}, got {type(raw[name]).__name__}: {exc}")
+        if errors:
+            return None, "Type error in SUBMIT: " + "; ".join(errors) + f". Fix the values and call {usage} again."
+        return parsed, None
+
+    def _prediction(self, result: RLMResult, policy: PredictPolicy) -> dspy.Prediction:
+        if result.finish_reason == "final" and isinstance(result.answer, dict):
+            history = history_of(result.steps, self.max_output_chars, final=result.answer)
+            return dspy.Prediction(
+                **result.answer,
+                trajectory=[entry.model_dump() for entry in history],
+                final_reasoning=result.steps[-1].reasoning if result.steps else "",
+            )
+        history = history_of(result.steps, self.max_output_chars)
+        extracted = policy.extracted
+        outputs = {name: getattr(extracted, name, None) for name in self.signature.output_fields}
+        return dspy.Prediction(
+            **outputs, trajectory=[entry.model_dump() for entry in history], final_reasoning=EXTRACT_REASONING
+        )

@@ -1,0 +1,34 @@
+"""The GEPA root-prompt example runs offline end to end: GEPA rewrites `generate_action` and the score rises."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples" / "dspy_gepa_root_prompt.py"
+
+
+@pytest.mark.parametrize("sandbox", ["local", "inprocess"])
+def test_gepa_root_prompt_example_runs_offline(sandbox):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--sandbox", sandbox],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout[done.stdout.index("{") :])
+    assert report["score_before"] == 0.0
+    assert report["score_after"] == 100.0
+    assert report["score_reloaded"] == 100.0
+    assert report["instructions_changed"] is True
+    assert report["new_instructions_head"].startswith("Count occurrences in code")
