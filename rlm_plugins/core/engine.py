@@ -190,12 +190,21 @@ class Run:
             if self.sandbox is not None:
                 await self.sandbox.aclose()
 
+    def perform(self, op: _Op) -> Any:
+        """Perform one operation yielded by `steps()`, for drivers that pause between operations (ChatRLM's tools)."""
+        return self._do(op)
+
+    async def aperform(self, op: _Op) -> Any:
+        """The async twin of `perform`."""
+        return await self._ado(op)
+
     def _do(self, op: _Op) -> Any:
         sandbox, policy = self.sandbox, self.engine.policy
         if op.kind == "start":
             sandbox = self.sandbox = self._new_sandbox()
+            infos = [sandbox.load(name, value) for name, value in op.arg]  # a load starts the sandbox as it stages
             sandbox.start()
-            return [sandbox.load(name, value) for name, value in op.arg]
+            return infos
         if op.kind == "act":
             return policy.act(op.arg)
         if op.kind == "exec":
@@ -206,8 +215,9 @@ class Run:
         sandbox, policy = self.sandbox, self.engine.policy
         if op.kind == "start":
             sandbox = self.sandbox = self._new_sandbox()
+            infos = [await sandbox.aload(name, value) for name, value in op.arg]
             await sandbox.astart()
-            return [await sandbox.aload(name, value) for name, value in op.arg]
+            return infos
         if op.kind == "act":
             return await policy.aact(op.arg)
         if op.kind == "exec":

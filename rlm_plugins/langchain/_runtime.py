@@ -1,0 +1,249 @@
+"""One ChatRLM invocation: build the engine run for a conversation (or resume a paused one), then turn its outcome
+into an `AIMessage`. Everything here is shared by the sync and async paths; only performing operations differs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+from rlm_plugins.core.budget import Limits
+from rlm_plugins.core.chat_policy import ChatPolicy
+from rlm_plugins.core.engine import Engine, Run
+from rlm_plugins.core.ports import Usage
+from rlm_plugins.core.result import RLMResult
+from rlm_plugins.langchain._callbacks import Binding, RunManager
+from rlm_plugins.langchain._driver import Paused
+from rlm_plugins.langchain._messages import build_task, message_text
+from rlm_plugins.langchain._ports import ChatSubModel, RootModel, model_label
+from rlm_plugins.langchain._sessions import Session
+from rlm_plugins.langchain._tools import (
+    CALL_ID_PREFIX,
+    RESULTS_VAR,
+    CallLog,
+    final_validator,
+    normalize_tool_choice,
+    repl_tools,
+    schema_instructions,
+    tools_instructions,
+)
+from rlm_plugins.repl.factory import sandbox_factory
+
+if TYPE_CHECKING:
+    from rlm_plugins.langchain.chat_models import ChatRLM
+
+NO_RESULT = "[no result: the caller sent no ToolMessage for this call]"
+
+
+@dataclass
+class Invocation:
+    """A run to drive: a fresh one (`op` is None) or a resumed session (`op` is the turn it paused before)."""
+
+    run: Run
+    flow: Any
+    log: CallLog
+    binding: Binding
+    op: Any = None
+    usage_base: dict[str, Usage] = field(default_factory=dict)
+    schema: dict[str, Any] | None = None
+    method: str = "function_calling"
+    results: dict[str, Any] = field(default_factory=dict)
+    new_results: dict[str, Any] = field(default_factory=dict)
+
+
+def resumable_ids(messages: list[BaseMessage]) -> list[str]:
+    """The ids of the trailing ToolMessages that answer tool calls ChatRLM handed out."""
+    ids: list[str] = []
+    for message in reversed(messages):
+        if not isinstance(message, ToolMessage):
+            break
+        ids.append(message.tool_call_id)
+    ids.reverse()
+    return [i for i in ids if str(i).startswith(CALL_ID_PREFIX)]
+
+
+def new_invocation(
+    model: ChatRLM, messages: list[BaseMessage], run_manager: RunManager | None, kwargs: dict
+) -> Invocation:
+    tools = list(kwargs.get("tools") or [])
+    names = [tool["function"]["name"] for tool in tools]
+    choice = normalize_tool_choice(kwargs.get("tool_choice"), names) if tools else None
+    structured = kwargs.get("rlm_structured_output") or {}
+    schema, pydantic_cls = structured.get("schema"), structured.get("pydantic")
+    task = build_task(messages, model.context_threshold)
+    query = task.query
+    log = CallLog()
+    active = tools if choice != "none" else []
+    if active:
+        query += tools_instructions(active, choice)
+    if schema is not None:
+        query += schema_instructions(schema)
+    binding = Binding(run_manager)
+    root, sub = model.root_model, model.sub_model
+    root_port = RootModel(root, binding)
+    engine = Engine(
+        ChatPolicy(root_port.complete, root_port.acomplete, model=root_port.label),
+        ChatSubModel(sub, binding),
+        sandbox_factory(model.sandbox, **model.sandbox_options),
+        limits=Limits(
+            max_iterations=model.max_iterations,
+            max_llm_calls=model.max_llm_calls,
+            max_depth=model.max_depth,
+            max_time=model.max_time,
+        ),
+        max_output_chars=model.max_output_chars,
+        max_concurrency=model.max_concurrency,
+        tools=repl_tools(active, log),
+        observers=[binding.publish],
+        final_validator=final_validator(schema, pydantic_cls, choice, log),
+    )
+    run = engine.new_run(query, task.context)
+    flow = run.steps(query, task.context)
+    return Invocation(run, flow, log, binding, schema=schema, method=structured.get("method", "function_calling"))
+
+
+def resumed_invocation(session: Session, messages: list[BaseMessage], run_manager: RunManager | None) -> Invocation:
+    """Rebind a paused session to this call and attach the tool results (loaded into the REPL by the caller)."""
+    session.binding.rebind(run_manager)
+    answers = {
+        m.tool_call_id: ("[tool error] " if m.status == "error" else "") + message_text(m)
+        for m in messages
+        if isinstance(m, ToolMessage)
+    }
+    new = {call_id: answers.get(call_id, NO_RESULT) for call_id in session.call_ids}
+    session.results.update(new)
+    state = session.op.arg
+    if state.history:
+        lines = [f"- {call_id}: {_short(value)}" for call_id, value in new.items()]
+        state.history[-1].notes.append(
+            f"The caller ran your tool calls; results (also in `{RESULTS_VAR}` in the REPL):\n" + "\n".join(lines)
+        )
+    return Invocation(
+        session.run,
+        session.flow,
+        session.log,
+        session.binding,
+        op=session.op,
+        usage_base=session.usage_base,
+        schema=session.schema,
+        method=session.method,
+        results=session.results,
+        new_results=new,
+    )
+
+
+def load_results(inv: Invocation) -> None:
+    """Put a resumed session's tool results in the REPL as `tool_results` (closing the sandbox if that fails)."""
+    sandbox = inv.run.sandbox
+    if inv.new_results and sandbox is not None:
+        try:
+            sandbox.load(RESULTS_VAR, inv.results)
+        except BaseException:
+            sandbox.close()
+            raise
+
+
+async def aload_results(inv: Invocation) -> None:
+    """The async twin of `load_results`."""
+    sandbox = inv.run.sandbox
+    if inv.new_results and sandbox is not None:
+        try:
+            await sandbox.aload(RESULTS_VAR, inv.results)
+        except BaseException:
+            await sandbox.aclose()
+            raise
+
+
+def _short(value: Any, cap: int = 2_000) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= cap else text[:cap] + f"... [{len(text) - cap:,} more characters in the REPL]"
+
+
+def pause(inv: Invocation, paused: Paused) -> Session:
+    return Session(
+        inv.run,
+        paused.flow,
+        paused.op,
+        inv.binding,
+        inv.log,
+        [call["id"] for call in paused.calls],
+        inv.run.budget.usage_snapshot(),
+        results=inv.results,
+        schema=inv.schema,
+        method=inv.method,
+    )
+
+
+def to_message(model: ChatRLM, inv: Invocation, outcome: RLMResult | Paused, stop: list[str] | None) -> AIMessage:
+    """The AIMessage for an outcome: the answer, or the tool calls of a paused run; usage of this call only."""
+    by_model = _usage_delta(inv.run.budget.usage_snapshot(), inv.usage_base)
+    total = Usage()
+    for usage in by_model.values():
+        total.add(usage)
+    meta: dict[str, Any] = {
+        "model_name": model_label(model.root_model),
+        "model_provider": "rlm",
+        "usage_by_model": {name: usage.as_dict() for name, usage in by_model.items()},
+    }
+    usage_metadata = {
+        "input_tokens": total.input_tokens,
+        "output_tokens": total.output_tokens,
+        "total_tokens": total.total_tokens,
+    }
+    if isinstance(outcome, Paused):
+        meta["finish_reason"] = "tool_calls"
+        meta["rlm"] = {"run_id": inv.run.run_id, "paused": True, "iterations": len(outcome.op.arg.history)}
+        return AIMessage("", tool_calls=outcome.calls, response_metadata=meta, usage_metadata=usage_metadata)
+    meta["finish_reason"] = "stop" if outcome.finish_reason == "final" else outcome.finish_reason
+    meta["rlm"] = {
+        "run_id": outcome.run_id,
+        "finish_reason": outcome.finish_reason,
+        "iterations": outcome.iterations,
+        "error": outcome.error,
+        "execution_time": outcome.execution_time,
+    }
+    text = _cut_at_stop(outcome.response, stop)
+    if inv.schema is not None:
+        value = _structured_value(outcome)
+        if value is not None and inv.method == "function_calling":
+            call = {"name": inv.schema["name"], "args": value, "id": f"{CALL_ID_PREFIX}_out_{outcome.run_id}"}
+            return AIMessage("", tool_calls=[call], response_metadata=meta, usage_metadata=usage_metadata)
+        if value is not None:
+            text = json.dumps(value, ensure_ascii=False)
+    return AIMessage(text, response_metadata=meta, usage_metadata=usage_metadata)
+
+
+def _structured_value(result: RLMResult) -> dict[str, Any] | None:
+    value = result.answer if isinstance(result.answer, dict) else None
+    if value is None:
+        try:
+            parsed = json.loads(result.response.strip().removeprefix("```json").strip("`\n "))
+        except ValueError:
+            return None
+        value = parsed if isinstance(parsed, dict) else None
+    return value
+
+
+def _cut_at_stop(text: str, stop: list[str] | None) -> str:
+    for word in stop or []:
+        if word and word in text:
+            text = text[: text.index(word)]
+    return text
+
+
+def _usage_delta(now: dict[str, Usage], base: dict[str, Usage]) -> dict[str, Usage]:
+    out = {}
+    for name, usage in now.items():
+        before = base.get(name, Usage())
+        delta = Usage(
+            usage.calls - before.calls,
+            usage.input_tokens - before.input_tokens,
+            usage.output_tokens - before.output_tokens,
+            None if usage.cost is None else usage.cost - (before.cost or 0.0),
+        )
+        if delta.calls or delta.total_tokens:
+            out[name] = delta
+    return out
