@@ -10,7 +10,7 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
-NEEDS_MODEL = re.compile(r"openai/|anthropic/|ChatOpenAI|init_chat_model|dspy\.LM\(")
+NEEDS_MODEL = re.compile(r"openai[/:]|anthropic[/:]|ChatOpenAI|init_chat_model|dspy\.LM\(")
 
 
 def test_readme_has_examples():
