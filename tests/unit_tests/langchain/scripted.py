@@ -33,45 +33,19 @@ def repl(code: str) -> str:
     return f"```repl\n{code}\n```"
 
 
-class ScriptedSub(BaseChatModel):
-    """Answers every prompt with a fixed, deterministic sentence that quotes the prompt's start."""
+class _Scripted(BaseChatModel):
+    """A chat model whose reply is `self.reply(messages)`, with deterministic usage and its own model name."""
 
-    prefix: str = "Scripted answer"
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted-sub"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"prefix": self.prefix}
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        prompt = messages[-1].text
-        head = " ".join(prompt.split())[:60]
-        reply = f"{self.prefix} ({len(prompt)} chars): {head}"
-        message = AIMessage(reply, usage_metadata=usage(prompt, reply), response_metadata={"model_name": "sub"})
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-class ScriptedRoot(BaseChatModel):
-    """A rule-based root model: it plans from the prompt it is sent and replies with ```repl code."""
-
-    name_tag: str = "scripted-root"
+    tag: str = "scripted"
+    model_name_tag: str = "scripted"
 
     @property
     def _llm_type(self) -> str:
-        return "scripted-root"
+        return self.tag
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"name_tag": self.name_tag}
+        return {"tag": self.tag}
 
     def _generate(
         self,
@@ -82,8 +56,41 @@ class ScriptedRoot(BaseChatModel):
     ) -> ChatResult:
         prompt = "\n".join(m.text for m in messages)
         reply = self.reply(messages)
-        message = AIMessage(reply, usage_metadata=usage(prompt, reply), response_metadata={"model_name": "root"})
+        meta = {"model_name": self.model_name_tag}
+        message = AIMessage(reply, usage_metadata=usage(prompt, reply), response_metadata=meta)
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def reply(self, messages: list[BaseMessage]) -> str:
+        raise AssertionError("subclasses give the reply")
+
+
+class ScriptedSub(_Scripted):
+    """Answers every prompt with a fixed, deterministic sentence that quotes the prompt's start."""
+
+    prefix: str = "Scripted answer"
+    tag: str = "scripted-sub"
+    model_name_tag: str = "sub"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"prefix": self.prefix}
+
+    def reply(self, messages: list[BaseMessage]) -> str:
+        prompt = messages[-1].text
+        head = " ".join(prompt.split())[:60]
+        return f"{self.prefix} ({len(prompt)} chars): {head}"
+
+
+class ScriptedRoot(_Scripted):
+    """A rule-based root model: it plans from the prompt it is sent and replies with ```repl code."""
+
+    name_tag: str = "scripted-root"
+    tag: str = "scripted-root"
+    model_name_tag: str = "root"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"name_tag": self.name_tag}
 
     def reply(self, messages: list[BaseMessage]) -> str:
         system, first, last = messages[0].text, messages[1].text, messages[-1].text
