@@ -58,6 +58,7 @@ class PeakMemory:
     """Peak RSS of this process plus the peak of its children (sandboxes) while the block runs, in MB."""
 
     def __enter__(self) -> PeakMemory:
+        self.baseline = _tree_rss(os.getpid())
         self.samples: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -75,6 +76,10 @@ class PeakMemory:
     @property
     def peak_mb(self) -> float:
         return max(self.samples or [0]) / MB
+
+    def footprint(self, context_bytes: int) -> float:
+        """What the run added at its peak, plus the context it was given: comparable to the context's size."""
+        return (max(self.samples or [self.baseline]) - self.baseline + context_bytes) / MB
 
 
 def _tree_rss(pid: int) -> int:
