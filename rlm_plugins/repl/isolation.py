@@ -126,6 +126,8 @@ def _bwrap_args(workdir: Path) -> list[str]:
     else:
         args += ["--unshare-all", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
     args += ["--die-with-parent", "--clearenv"]
+    # The private /tmp, /proc and /dev come first: a later --tmpfs /tmp would hide a Python that lives under /tmp.
+    args += ["--perms", "1777", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
     for path in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
@@ -143,8 +145,7 @@ def _bwrap_args(workdir: Path) -> list[str]:
             args += ["--perms", "0755", "--dir", p]
         args += ["--ro-bind", root, root]
     args += ["--perms", "0755", "--dir", "/opt/rlm", "--ro-bind", str(DRIVER_PATH), "/opt/rlm/driver.py"]
-    args += ["--bind", str(workdir), "/work", "--chdir", "/work"]
-    args += ["--perms", "1777", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--"]
+    args += ["--bind", str(workdir), "/work", "--chdir", "/work", "--"]
     return args
 
 
