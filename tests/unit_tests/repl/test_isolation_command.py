@@ -12,7 +12,8 @@ def test_private_tmp_is_mounted_before_the_python_runtime(tmp_path, monkeypatch)
     monkeypatch.setattr(isolation, "_python_roots", lambda: ["/tmp/checkout/.venv", "/opt/python"])
     args = isolation._bwrap_args(Path(tmp_path))
     tmpfs = args.index("--tmpfs")
-    binds = [i for i, a in enumerate(args) if a == "--ro-bind" and args[i + 1] in ("/tmp/checkout/.venv", "/opt/python")]
+    roots = ("/tmp/checkout/.venv", "/opt/python")
+    binds = [i for i, a in enumerate(args) if a == "--ro-bind" and args[i + 1] in roots]
     assert len(binds) == 2
     assert all(tmpfs < i for i in binds)
     assert args[args.index("--tmpfs") - 1] == "1777"
