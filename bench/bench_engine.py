@@ -161,9 +161,9 @@ def main() -> None:
                     rows.append((label, name, float("nan"), "", f"failed: {type(exc).__name__}: {exc}"[:80]))
                     continue
             base = base or seconds
-            rows.append(
-                (label, name, seconds, f"{seconds / base:.1f}x", f"{mem.peak_mb:,.0f} MB peak, answer={answer}")
-            )
+            used = mem.footprint(len(context))
+            notes = f"{used:,.0f} MB ({used * MB / len(context):.1f}x the context), answer={answer}"
+            rows.append((label, name, seconds, f"{seconds / base:.1f}x", notes))
     print("| workload | engine | median s | vs ours | notes |\n| --- | --- | --- | --- | --- |")
     for label, name, seconds, ratio, notes in rows:
         print(f"| {label} | {name} | {seconds:.3f} | {ratio} | {notes} |")
