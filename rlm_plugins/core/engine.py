@@ -8,8 +8,6 @@ one.
 
 from __future__ import annotations
 
-import inspect
-import pathlib
 import time
 import uuid
 from collections.abc import Callable, Generator, Mapping
@@ -23,17 +21,15 @@ from rlm_plugins.core.parsing import FinalVar
 from rlm_plugins.core.ports import (
     Action,
     CodeRun,
-    ContextInfo,
     Policy,
     RunState,
     Step,
     SubModel,
-    ToolSpec,
     as_completion,
 )
-from rlm_plugins.core.prompts import describe_value
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.subcalls import BUILTIN_TOOLS, SubCalls
+from rlm_plugins.core.variables import describe_tools, describe_variable, is_small
 from rlm_plugins.errors import ConfigurationError, ModelError, SandboxError
 from rlm_plugins.repl.base import ExecResult, FinalAnswer, Sandbox
 
@@ -242,7 +238,7 @@ class Run:
         state = RunState(
             query=query,
             variables=[],
-            tools=_tool_specs(engine.tools),
+            tools=describe_tools(engine.tools),
             history=history,
             iteration=0,
             max_iterations=budget.limits.max_iterations,
@@ -250,14 +246,16 @@ class Run:
             max_depth=budget.limits.max_depth,
             max_output_chars=engine.max_output_chars,
             final_fields=self.final_fields,
-            inputs={k: v for k, v in self.inputs.items() if _is_small(v)},
+            inputs={k: v for k, v in self.inputs.items() if is_small(v)},
         )
         final: FinalAnswer | None = None
         answer: Any = None
         reason = "max_iterations"
         error: str | None = None
         infos = yield _Op("start", values)
-        state.variables = [_info(name, value, info) for (name, value), info in zip(values, infos, strict=True)]
+        state.variables = [
+            describe_variable(name, value, info) for (name, value), info in zip(values, infos, strict=True)
+        ]
         sandbox = self.sandbox
         emit(
             self.observers,
@@ -371,37 +369,6 @@ class Run:
             depth=self.depth,
             error=error,
         )
-
-
-def _info(name: str, value: Any, loaded: Mapping[str, Any]) -> ContextInfo:
-    """What the root model is told about a variable: metadata and a preview, never the content."""
-    if isinstance(value, pathlib.Path):
-        with open(value, "rb") as fh:
-            head = fh.read(500)
-        return ContextInfo(
-            name,
-            f"{loaded.get('type', 'str')} (from file {value.name})",
-            int(loaded.get("length", 0)),
-            None,
-            head.decode("utf-8", "replace"),
-        )
-    return describe_value(name, value)
-
-
-def _tool_specs(tools: Mapping[str, Callable[..., Any]]) -> list[ToolSpec]:
-    specs = []
-    for name, fn in tools.items():
-        try:
-            signature = f"{name}{inspect.signature(fn)}"
-        except (TypeError, ValueError):
-            signature = f"{name}(...)"
-        doc = (inspect.getdoc(fn) or "").strip().split("\n\n")[0]
-        specs.append(ToolSpec(name, signature, doc))
-    return specs
-
-
-def _is_small(value: Any) -> bool:
-    return isinstance(value, (int, float, bool)) or (isinstance(value, str) and len(value) <= 2_000)
 
 
 def _model_name(policy: Any) -> str:
