@@ -116,7 +116,10 @@ class InProcessSandbox(BaseSandbox):
             raise ConfigurationError(f"cannot load into {name!r}: the name must be a Python identifier")
         fmt = infer_format(value, format)
         if isinstance(value, pathlib.Path):
-            value = driver.read_value(str(value), fmt)
+            try:
+                value = driver.read_value(str(value), fmt)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read the context file {str(value)!r}: {exc.strerror}") from exc
         elif fmt == "mmap":
             raise ConfigurationError("format='mmap' needs a pathlib.Path value")
         return session.set_value(name, value)

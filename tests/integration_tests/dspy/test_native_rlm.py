@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import random
 import re
-import socket
-import time
 
 import dspy
 import pytest
@@ -42,56 +40,19 @@ def needle_sub() -> ScriptedLM:
     return ScriptedLM(answer, model="needle-sub")
 
 
-def _port_free(port: int, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while True:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-                return True
-            except OSError:
-                if time.monotonic() > deadline:
-                    return False
-        time.sleep(0.5)
-
-
-def _envd_problem() -> str | None:
-    try:
-        from tests.fakes.envd import FakeEnvd  # noqa: F401
-    except ImportError as exc:
-        return f"the fake envd cannot load here: {exc}"
-    return None
-
-
-ENVD_PROBLEM = _envd_problem()
+ENVD_PROBLEM = None
+try:
+    import tests.fakes.envd  # noqa: F401
+except ImportError as exc:
+    ENVD_PROBLEM = f"the fake envd cannot load here: {exc}"
 E2B = pytest.param("e2b", marks=pytest.mark.skipif(ENVD_PROBLEM is not None, reason=ENVD_PROBLEM or ""))
 
 
-@pytest.fixture(scope="module")
-def envd():
-    """One fake envd for the module (the E2B SDK in debug mode talks to its fixed port)."""
-    from tests.fakes.envd import ENVD_PORT, FakeEnvd
-
-    if not _port_free(ENVD_PORT, within=60.0):
-        pytest.skip(f"port {ENVD_PORT} (the fake envd's fixed port) stayed busy: another test session holds it")
-    with FakeEnvd() as fake:
-        yield fake
-
-
 @pytest.fixture(params=["local", "inprocess", E2B])
-def factory(request, monkeypatch):
+def factory(request):
     if request.param != "e2b":
-        yield interpreter_factory(request.param)
-        return
-    envd = request.getfixturevalue("envd")
-    monkeypatch.setenv("E2B_DEBUG", "true")
-    monkeypatch.delenv("E2B_API_KEY", raising=False)
-    yield interpreter_factory("e2b", workdir=envd.workdir)
-    deadline = time.monotonic() + 5
-    while envd.live_processes() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert envd.live_processes() == 0, "the e2b driver process outlived the interpreter"
+        return interpreter_factory(request.param)
+    return interpreter_factory("e2b", **request.getfixturevalue("e2b_options"))
 
 
 def test_native_rlm_fans_out_over_10_mb_and_submits(factory, call):
@@ -114,19 +75,17 @@ def test_native_rlm_fans_out_over_10_mb_and_submits(factory, call):
     assert all(len(str(messages)) < 100_000 for messages in lm.calls), "the context never enters the root prompt"
 
 
-def test_our_module_on_the_e2b_sandbox(call, monkeypatch, request):
+def test_our_module_on_the_e2b_sandbox(call, request):
     if ENVD_PROBLEM:
         pytest.skip(ENVD_PROBLEM)
-    envd = request.getfixturevalue("envd")
-    monkeypatch.setenv("E2B_DEBUG", "true")
-    monkeypatch.delenv("E2B_API_KEY", raising=False)
+    options = request.getfixturevalue("e2b_options")
     lm = ScriptedLM(root(("fan out", FAN_OUT), ("done", "SUBMIT(answer=','.join(found))")))
     sub = needle_sub()
     rlm = RLM(
         "context, query -> answer",
         sub_lm=sub,
         sandbox="e2b",
-        sandbox_options={"workdir": envd.workdir},
+        sandbox_options=options,
         max_llm_calls=200,
     )
     with dspy.context(lm=lm):
