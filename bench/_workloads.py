@@ -103,3 +103,22 @@ def _tree_rss(pid: int) -> int:
         total += rss.get(current, 0)
         stack.extend(children.get(current, []))
     return total
+
+
+def status_kib(field: str) -> int:
+    """A kB field of /proc/self/status (VmRSS, VmHWM, ...)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False when the kernel refuses."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False

@@ -31,6 +31,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.fakes lives in the checkout, not in the package
     sys.path.insert(0, str(ROOT))
 
+from _workloads import reset_peak_rss, status_kib  # noqa: E402
+
 from rlm_plugins.repl import LocalSandbox, isolation  # noqa: E402
 from rlm_plugins.repl.base import BaseSandbox  # noqa: E402
 from rlm_plugins.repl.e2b import E2BSandbox  # noqa: E402
@@ -65,23 +67,6 @@ def text(size: int) -> str:
     return "".join(out)[:size]
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def median_s(fn: Callable[[], Any], runs: int, warmup: int = 1) -> float:
     for _ in range(warmup):
         fn()
@@ -107,10 +92,10 @@ def measure(make: Callable[[], BaseSandbox], contexts: dict[str, Any], args: arg
         for label, value in contexts.items():
             out[label] = median_s(lambda value=value: sandbox.load("context", value), args.loads)
             assert int(sandbox.execute("len(context)").stdout) > 0
-        reset = _reset_peak_rss()
-        before = _status_kib("VmHWM")
+        reset = reset_peak_rss()
+        before = status_kib("VmHWM")
         sandbox.load("context", contexts["path"])
-        out["rss"] = (_status_kib("VmHWM") - before) / 1024 if reset else None
+        out["rss"] = (status_kib("VmHWM") - before) / 1024 if reset else None
     return out
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._workloads import MB, PeakMemory, fanout_code, make_context, median_time, root_replies
+from _workloads import MB, PeakMemory, fanout_code, make_context, median_time, root_replies
+
 from rlm_plugins.core.budget import Limits
 from rlm_plugins.core.callables import CallableSubModel
 from rlm_plugins.core.chat_policy import ChatPolicy

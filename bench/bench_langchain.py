@@ -25,12 +25,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _workloads import MB, make_context, root_replies
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tracers.base import BaseTracer
 
-from bench._workloads import MB, make_context, root_replies
 from rlm_plugins.core.budget import Limits
 from rlm_plugins.core.callables import CallableSubModel
 from rlm_plugins.core.chat_policy import ChatPolicy

@@ -24,6 +24,8 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from _workloads import reset_peak_rss, status_kib
+
 from rlm_plugins.repl import InProcessSandbox, LocalSandbox, isolation
 from rlm_plugins.repl.base import BaseSandbox
 
@@ -62,32 +64,14 @@ def median_ms(fn: Callable[[], Any], runs: int, warmup: int = 200) -> tuple[floa
     return statistics.median(times) * 1000, times[int(len(times) * 0.9)] * 1000
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False when the kernel refuses."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def timed_load(sb: BaseSandbox, value: Any, fmt: str | None = None) -> tuple[float, float | None]:
     """Seconds to load `value` as `context`, and how much the host's peak RSS grew meanwhile (MiB)."""
-    reset = _reset_peak_rss()
-    before = _status_kib("VmHWM")
+    reset = reset_peak_rss()
+    before = status_kib("VmHWM")
     start = time.perf_counter()
     sb.load("context", value, format=fmt)  # type: ignore[arg-type]
     elapsed = time.perf_counter() - start
-    grown = (_status_kib("VmHWM") - before) / 1024 if reset else None
+    grown = (status_kib("VmHWM") - before) / 1024 if reset else None
     return elapsed, grown
 
 
