@@ -547,8 +547,10 @@ def main(argv: list[str] | None = None) -> None:
     driver = Driver(rfd, wfd, fd_sock)
     try:
         driver.serve()
-    finally:
-        os._exit(0)
+    except BaseException:  # the host shows the tail of stderr in its error message
+        traceback.print_exc(file=sys.__stderr__)
+        os._exit(1)
+    os._exit(0)
 
 
 if __name__ == "__main__":
