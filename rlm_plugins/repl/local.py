@@ -26,6 +26,7 @@ from rlm_plugins.errors import (
     SandboxTerminatedError,
 )
 from rlm_plugins.repl import isolation
+from rlm_plugins.repl._ascii import ascii_view
 from rlm_plugins.repl._client import DEFAULT_MAX_LINE_BYTES, DriverClient
 from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, infer_format, small_json
 from rlm_plugins.repl.isolation import Limits
@@ -248,13 +249,12 @@ class LocalSandbox(BaseSandbox):
         fd, path = tempfile.mkstemp(prefix="rlm-ctx-", dir=_shm_dir())
         try:
             os.unlink(path)
+            _reserve(fd, value)
             with os.fdopen(os.dup(fd), "wb") as out:
                 _write_value(out, value, fmt)
-            os.lseek(fd, 0, os.SEEK_SET)
-            return fd
-        except BaseException:
+            return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY)
+        finally:
             os.close(fd)
-            raise
 
     def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:
         client = self._ready()
@@ -341,9 +341,26 @@ def _widen(pipe: Any) -> None:
         pass
 
 
+def _reserve(fd: int, value: Any) -> None:
+    """Allocate the file's pages up front: filling a tmpfs file that already has them is about twice as fast.
+
+    A str's UTF-8 form is never shorter than the str, so its length is a safe lower bound.
+    """
+    size = len(value) if isinstance(value, (str, bytes, bytearray)) else 0
+    if size > _CHUNK:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError:
+            pass
+
+
 def _write_value(out: Any, value: Any, fmt: Format) -> None:
     if fmt == "text":
         text = value if isinstance(value, str) else str(value)
+        view = ascii_view(text)
+        if view is not None:
+            out.write(view)
+            return
         for i in range(0, len(text), _CHUNK):
             out.write(text[i : i + _CHUNK].encode("utf-8", "surrogateescape"))
     elif fmt in ("bytes", "mmap"):
