@@ -418,9 +418,20 @@ class Driver:
                 with self.req_cv:
                     self.requests.append(msg)
                     self.req_cv.notify()
-        with self.req_cv:
-            self.requests.append({"type": "shutdown"})
-            self.req_cv.notify()
+        self.host_gone()
+
+    def host_gone(self) -> None:
+        """The host closed the channel (it exited, or was killed): end now, even mid-execution.
+
+        Processes user code started go too, when this driver leads its process group (or sits in a pid
+        namespace where the group's leader is not visible); a group it merely joined is never touched.
+        """
+        if os.getpgrp() in (0, os.getpid()):
+            try:
+                os.killpg(0, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(0)
 
     def interrupt(self, reason: str) -> None:
         self.stop_reason = reason

@@ -8,6 +8,8 @@ sandbox is tested through the sync API and, in its twin, through the async one.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -180,3 +182,27 @@ async def test_aisolation_none_runs_plain_and_silently() -> None:
 def test_unknown_isolation_option() -> None:
     with pytest.raises(ConfigurationError, match="isolation='strong' is not one of"):
         LocalSandbox(isolation="strong")  # type: ignore[arg-type]
+
+
+HOST = """
+import os, signal, sys, threading, time
+from rlm_plugins.repl import create_sandbox
+sb = create_sandbox("local", isolation=sys.argv[1])
+sb.start()
+sb.execute("import subprocess\\nsubprocess.Popen(['sleep', '60'])")
+print(sb._proc.pid, flush=True)
+if sys.argv[2] == "killed":
+    threading.Thread(target=sb.execute, args=("while True: pass",), kwargs={"timeout": 60}, daemon=True).start()
+    time.sleep(0.3)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("how", ["exits", "killed"])
+def test_sandbox_ends_with_its_host(level: str, how: str, processes) -> None:
+    """Leaving without close() (atexit closes it) or dying with SIGKILL mid-execution leaves no process behind."""
+    done = subprocess.run(
+        [sys.executable, "-c", HOST, level, how], capture_output=True, text=True, timeout=60, check=False
+    )
+    sid = int(done.stdout.split()[0])
+    assert processes.wait_until_gone(sid, within=10) == set()
