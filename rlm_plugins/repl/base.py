@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import atexit
+import contextlib
 import json
 import pathlib
-from collections.abc import Awaitable, Callable, Mapping
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -132,6 +136,17 @@ def infer_format(value: Any, format: Format | None = None) -> Format:
     return "json"
 
 
+def plan_load(name: str, value: Any, format: Format | None) -> tuple[Format, dict[str, Any] | None]:
+    """Check the name, pick the format, and give the inline `set` message when the value is small enough."""
+    if not str(name).isidentifier():
+        from rlm_plugins.errors import ConfigurationError
+
+        raise ConfigurationError(f"cannot load into {name!r}: the name must be a Python identifier")
+    fmt = infer_format(value, format)
+    inline = small_json(value) if fmt in ("text", "json") and not isinstance(value, pathlib.Path) else None
+    return fmt, None if inline is None else {"type": "set", "name": name, "value": json.loads(inline)}
+
+
 def small_json(value: Any) -> str | None:
     """The JSON text of a small, JSON-typed value, or None when it should travel as a file."""
     if isinstance(value, (str, bytes, bytearray, memoryview, pathlib.Path)):
@@ -188,6 +203,26 @@ class BaseSandbox(abc.ABC):
         self.timeout = timeout
         self.grace = grace
         self.final_fields = final_fields
+        self._exec_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _one_execution(self) -> Iterator[None]:
+        """Hold the sandbox for one execution; a second one at the same time is refused, not queued."""
+        if not self._exec_lock.acquire(blocking=False):
+            from rlm_plugins.errors import SandboxError
+
+            raise SandboxError("this sandbox is already running code; use one sandbox per concurrent run")
+        try:
+            yield
+        finally:
+            self._exec_lock.release()
+
+    def _track(self) -> None:
+        """Close this sandbox at interpreter exit if nobody did (its process or VM must not outlive us)."""
+        _LIVE.add(self)
+
+    def _untrack(self) -> None:
+        _LIVE.discard(self)
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -236,3 +271,15 @@ class BaseSandbox(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+_LIVE: weakref.WeakSet[BaseSandbox] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for sandbox in list(_LIVE):
+        try:
+            sandbox.close()
+        except Exception:
+            pass

@@ -12,17 +12,14 @@ driver is uploaded into E2B's default template at every start, which costs one s
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures as cf
 import contextlib
-import json
 import os
 import pathlib
 import secrets
 import shlex
 import threading
 import warnings
-import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -38,7 +35,7 @@ from rlm_plugins.repl._client import DEFAULT_MAX_LINE_BYTES, DriverClient
 from rlm_plugins.repl._e2b_io import Output, create_error, start_error, upload_warning, version_error
 from rlm_plugins.repl._e2b_link import SEND_CHUNK_BYTES, AsyncLink, SyncLink
 from rlm_plugins.repl._e2b_upload import open_source, should_compress
-from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, infer_format, small_json
+from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, plan_load
 
 try:
     import e2b  # noqa: F401 - fail at import, with the fix, rather than at start()
@@ -51,7 +48,6 @@ TEMPLATE_NAME = "rlm-plugins"
 """The name `python sandbox/template.py build` gives the template; pass it as `template=`."""
 DEFAULT_WORKDIR = "/tmp/rlm"
 START_TIMEOUT = 60.0
-_LIVE: weakref.WeakSet[E2BSandbox] = weakref.WeakSet()
 _warned_upload = False
 
 
@@ -152,7 +148,6 @@ class E2BSandbox(BaseSandbox):
         self._client: DriverClient | None = None
         self._started: cf.Future | None = None
         self._start_lock = threading.Lock()
-        self._exec_lock = threading.Lock()
         self._closed = False
         self._loads = 0
         self._output = Output()
@@ -171,7 +166,7 @@ class E2BSandbox(BaseSandbox):
         )  # fmt: skip
         self._client = DriverClient(link.write, on_fatal=link.kill_soon, max_line_bytes=self.max_line_bytes)
         self._link = link
-        _LIVE.add(self)
+        self._track()
         return link
 
     def _claim_start(self) -> cf.Future | None:
@@ -282,14 +277,6 @@ class E2BSandbox(BaseSandbox):
             raise self._client.dead
         return self._client
 
-    def _plan_load(self, name: str, value: Any, format: Format | None) -> tuple[Format, dict[str, Any] | None]:
-        """The format, and the `set` message when the value is small enough to travel inline."""
-        if not str(name).isidentifier():
-            raise ConfigurationError(f"cannot load into {name!r}: the name must be a Python identifier")
-        fmt = infer_format(value, format)
-        inline = small_json(value) if fmt in ("text", "json") and not isinstance(value, pathlib.Path) else None
-        return fmt, None if inline is None else {"type": "set", "name": name, "value": json.loads(inline)}
-
     def _load_message(self, name: str, fmt: Format) -> dict[str, Any]:
         self._loads += 1
         return {"type": "load", "name": name, "format": fmt, "path": f"{self.session_dir}/ctx-{self._loads}-{name}"}
@@ -309,7 +296,7 @@ class E2BSandbox(BaseSandbox):
 
     def load(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
         client = self._ready()
-        fmt, inline = self._plan_load(name, value, format)
+        fmt, inline = plan_load(name, value, format)
         if inline is not None:
             return self._guard(client.call, inline, 60)["info"]
         msg, link = self._load_message(name, fmt), self._link
@@ -323,7 +310,7 @@ class E2BSandbox(BaseSandbox):
 
     async def aload(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
         client = await self._aready()
-        fmt, inline = self._plan_load(name, value, format)
+        fmt, inline = plan_load(name, value, format)
         if inline is not None:
             return (await self._aguard(client.acall(inline, 60)))["info"]
         msg, link = self._load_message(name, fmt), self._link
@@ -337,29 +324,21 @@ class E2BSandbox(BaseSandbox):
 
     def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:
         client = self._ready()
-        if not self._exec_lock.acquire(blocking=False):
-            raise SandboxError("this sandbox is already running code; use one sandbox per concurrent run")
-        try:
+        with self._one_execution():
             limit = timeout or self.timeout
             assert self._link is not None
             self._link.extend(limit + self.grace)
             return self._guard(client.execute, code, tools or {}, limit, self.grace)
-        finally:
-            self._exec_lock.release()
 
     async def aexecute(
         self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
     ) -> ExecResult:
         client = await self._aready()
-        if not self._exec_lock.acquire(blocking=False):
-            raise SandboxError("this sandbox is already running code; use one sandbox per concurrent run")
-        try:
+        with self._one_execution():
             limit = timeout or self.timeout
             assert self._link is not None
             await self._link.aextend(limit + self.grace)
             return await self._aguard(client.aexecute(code, tools or {}, limit, self.grace))
-        finally:
-            self._exec_lock.release()
 
     def _guard(self, fn: Any, *args: Any) -> Any:
         """Run a protocol call; when it fails because the channel died, raise only once the sandbox is gone (the
@@ -383,7 +362,7 @@ class E2BSandbox(BaseSandbox):
         if self._client is not None:
             self._client.fail(SandboxClosedError("this sandbox was closed; create a new one"))
             self._client.shutdown()
-        _LIVE.discard(self)
+        self._untrack()
 
     def close(self) -> None:
         """Kill the driver and the E2B sandbox and wait for it (bounded); safe to call again."""
@@ -410,12 +389,3 @@ class E2BSandbox(BaseSandbox):
 
 def _driver_source() -> bytes:
     return pathlib.Path(_driver.__file__).read_bytes()
-
-
-@atexit.register
-def _close_all() -> None:
-    for sandbox in list(_LIVE):
-        try:
-            sandbox.close()
-        except Exception:
-            pass

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from rlm_plugins.errors import ConfigurationError, SandboxClosedError, SandboxError, SandboxTimeoutError
+from rlm_plugins.errors import ConfigurationError, SandboxClosedError, SandboxTimeoutError
 from rlm_plugins.repl import driver
 from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, Tool, ToolCallRecord, infer_format
 
@@ -89,7 +89,6 @@ class InProcessSandbox(BaseSandbox):
         self._tools: Mapping[str, Tool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._calls: list[ToolCallRecord] = []
-        self._busy = threading.Lock()
         self._closed = False
         self._dead: BaseException | None = None
 
@@ -148,15 +147,12 @@ class InProcessSandbox(BaseSandbox):
         assert self._session is not None
         return self._session.run(code, _Redirect)
 
-    def _submit(self, code: str, tools: Mapping[str, Tool] | None, loop: Any) -> tuple[cf.Future, float]:
-        session = self._ready()
-        if not self._busy.acquire(blocking=False):
-            raise SandboxError("this sandbox is already running code; use one sandbox per concurrent run")
+    def _submit(self, session: driver.Session, code: str, tools: Mapping[str, Tool] | None, loop: Any) -> cf.Future:
         self._tools, self._loop, self._calls = dict(tools or {}), loop, []
         session.bind_tools(list(self._tools))
         _install_router()  # again: the host may have replaced sys.stdout since start() (pytest, Jupyter, redirects)
         assert self._worker is not None
-        return self._worker.submit(self._run, code), time.perf_counter()
+        return self._worker.submit(self._run, code)
 
     def _interrupt(self) -> None:
         if self._thread_id is not None:
@@ -179,30 +175,32 @@ class InProcessSandbox(BaseSandbox):
         except SandboxTimeoutError as exc:
             self._dead = exc
             raise
-        finally:
-            self._busy.release()
 
     def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:
         limit = timeout or self.timeout
-        fut, _ = self._submit(code, tools, None)
-        try:
-            fut.result(limit)
-        except cf.TimeoutError:
-            self._interrupt()
-            cf.wait([fut], self.grace)
-        return self._finish(fut, limit)
+        session = self._ready()
+        with self._one_execution():
+            fut = self._submit(session, code, tools, None)
+            try:
+                fut.result(limit)
+            except cf.TimeoutError:
+                self._interrupt()
+                cf.wait([fut], self.grace)
+            return self._finish(fut, limit)
 
     async def aexecute(
         self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
     ) -> ExecResult:
         limit = timeout or self.timeout
-        fut, _ = self._submit(code, tools, asyncio.get_running_loop())
-        wrapped = asyncio.wrap_future(fut)
-        done, _ = await asyncio.wait([wrapped], timeout=limit)
-        if not done:
-            self._interrupt()
-            await asyncio.wait([wrapped], timeout=self.grace)
-        return self._finish(fut, limit)
+        session = self._ready()
+        with self._one_execution():
+            fut = self._submit(session, code, tools, asyncio.get_running_loop())
+            wrapped = asyncio.wrap_future(fut)
+            done, _ = await asyncio.wait([wrapped], timeout=limit)
+            if not done:
+                self._interrupt()
+                await asyncio.wait([wrapped], timeout=self.grace)
+            return self._finish(fut, limit)
 
     def close(self) -> None:
         if self._closed:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import pathlib
@@ -13,7 +12,6 @@ import subprocess
 import tempfile
 import threading
 import warnings
-import weakref
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -28,11 +26,10 @@ from rlm_plugins.errors import (
 from rlm_plugins.repl import isolation
 from rlm_plugins.repl._ascii import ascii_view
 from rlm_plugins.repl._client import DEFAULT_MAX_LINE_BYTES, DriverClient
-from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, infer_format, small_json
+from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, plan_load
 from rlm_plugins.repl.isolation import Limits
 
 IsolationOption = Literal["auto", "require", "bwrap", "namespace", "none"]
-_LIVE: weakref.WeakSet[LocalSandbox] = weakref.WeakSet()
 _CHUNK = 8 * 1024 * 1024
 _READ_SIZE = 1024 * 1024
 _PIPE_SIZE = 1024 * 1024
@@ -84,7 +81,6 @@ class LocalSandbox(BaseSandbox):
         self._fd_sock: socket.socket | None = None
         self._workdir: str | None = None
         self._write_lock = threading.Lock()
-        self._exec_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._closed = False
         self._hello: Any = None
@@ -157,7 +153,7 @@ class LocalSandbox(BaseSandbox):
             self._client = DriverClient(self._write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
             threading.Thread(target=self._read_stdout, name="rlm-sandbox-out", daemon=True).start()
             threading.Thread(target=self._read_stderr, name="rlm-sandbox-err", daemon=True).start()
-            _LIVE.add(self)
+            self._track()
             hello = {
                 "type": "hello",
                 "max_output_chars": self.max_output_chars,
@@ -220,13 +216,9 @@ class LocalSandbox(BaseSandbox):
         return self._client
 
     def load(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
-        if not str(name).isidentifier():
-            raise ConfigurationError(f"cannot load into {name!r}: the name must be a Python identifier")
-        fmt = infer_format(value, format)
-        inline = small_json(value) if fmt in ("text", "json") and not isinstance(value, pathlib.Path) else None
+        fmt, inline = plan_load(name, value, format)
         if inline is not None:
-            client = self._ready()
-            return client.call({"type": "set", "name": name, "value": json.loads(inline)}, timeout=60)["info"]
+            return self._ready().call(inline, timeout=60)["info"]
         if self._closed:
             raise SandboxClosedError("this sandbox was closed; create a new one")
         self._spawn()
@@ -258,23 +250,15 @@ class LocalSandbox(BaseSandbox):
 
     def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:
         client = self._ready()
-        if not self._exec_lock.acquire(blocking=False):
-            raise SandboxError("this sandbox is already running code; use one sandbox per concurrent run")
-        try:
+        with self._one_execution():
             return client.execute(code, tools or {}, timeout or self.timeout, self.grace)
-        finally:
-            self._exec_lock.release()
 
     async def aexecute(
         self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
     ) -> ExecResult:
         client = self._ready()
-        if not self._exec_lock.acquire(blocking=False):
-            raise SandboxError("this sandbox is already running code; use one sandbox per concurrent run")
-        try:
+        with self._one_execution():
             return await client.aexecute(code, tools or {}, timeout or self.timeout, self.grace)
-        finally:
-            self._exec_lock.release()
 
     def _kill(self) -> None:
         """SIGKILL the sandbox's process group, including children that outlived the driver.
@@ -324,7 +308,7 @@ class LocalSandbox(BaseSandbox):
             self._fd_sock.close()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
-        _LIVE.discard(self)
+        self._untrack()
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "_proc", None) is not None:
@@ -375,12 +359,3 @@ class _TextSink:
 
     def write(self, text: str) -> None:
         self.out.write(text.encode("utf-8", "surrogateescape"))
-
-
-@atexit.register
-def _close_all() -> None:
-    for sandbox in list(_LIVE):
-        try:
-            sandbox.close()
-        except Exception:
-            pass

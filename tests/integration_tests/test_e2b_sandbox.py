@@ -26,6 +26,7 @@ from rlm_plugins.errors import (
     SandboxTerminatedError,
     SandboxTimeoutError,
 )
+from rlm_plugins.repl import base as sandbox_base
 from rlm_plugins.repl import e2b as e2b_backend
 from rlm_plugins.repl._e2b_io import Outbox
 from rlm_plugins.repl.e2b import TEMPLATE_DRIVER_PATH, E2BSandbox
@@ -246,7 +247,7 @@ def test_interpreter_exit_closes_sync_and_async_sandboxes(make_e2b, envd):
     make_e2b().start()
     asyncio.run(make_e2b().astart())  # its event loop is gone when the exit hook runs
     assert envd.live_processes() == 2
-    e2b_backend._close_all()
+    sandbox_base._close_all()
     assert settled(envd) == 0
 
 
