@@ -43,6 +43,44 @@ def root_replies(full: bool, final: str = "FINAL('done')") -> list[str]:
     return [fence(fanout_code(i, full)) for i in range(1, 4)] + [fence(final)]
 
 
+def scripted_root(replies: list[str]) -> Callable[[list[Any]], str]:
+    """A root model that answers turn by turn; it reads OpenAI dicts and LangChain messages alike."""
+
+    def complete(messages: list[Any]) -> str:
+        turn = sum(1 for m in messages if (m["role"] if isinstance(m, dict) else m.type) in ("assistant", "ai"))
+        return replies[min(turn, len(replies) - 1)]
+
+    return complete
+
+
+def w2_engine(full: bool = False, sandbox: str = "local") -> Any:
+    """Our engine on W2: the scripted root, an instant sub-model, the given sandbox."""
+    from rlm_plugins.core.budget import Limits
+    from rlm_plugins.core.callables import CallableSubModel
+    from rlm_plugins.core.chat_policy import ChatPolicy
+    from rlm_plugins.core.engine import Engine
+    from rlm_plugins.repl.factory import sandbox_factory
+
+    options = {"memory_limit": 4 * 1024**3} if full and sandbox == "local" else {}
+    return Engine(
+        ChatPolicy(scripted_root(root_replies(full)), model="scripted"),
+        CallableSubModel(lambda p: "ok", name="instant"),
+        sandbox_factory(sandbox, **options),
+        limits=Limits(max_iterations=10, max_llm_calls=1000),
+    )
+
+
+def w2_setup(description: str = "") -> tuple[int, str]:
+    """Parse --runs / --quick and build the context: (runs, context)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="10 MB context, 2 runs (a smoke run)")
+    args = parser.parse_args()
+    return (2 if args.quick else args.runs), make_context(10 * MB if args.quick else 100 * MB)
+
+
 def median_time(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
     """Median wall time of `runs` calls (after one warm-up call), and the last result."""
     result = fn()

@@ -10,7 +10,6 @@ W3: 1,000 sub-calls with a simulated 100 ms latency at concurrency 32 (ideal: ce
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _workloads import MB, PeakMemory, fanout_code, make_context, median_time, root_replies
+from _workloads import MB, PeakMemory, fanout_code, median_time, root_replies, scripted_root, w2_engine, w2_setup
 
 from rlm_plugins.core.budget import Limits
 from rlm_plugins.core.callables import CallableSubModel
@@ -28,28 +27,8 @@ from rlm_plugins.core.engine import Engine
 from rlm_plugins.repl.factory import sandbox_factory
 
 
-def scripted(replies: list[str]):
-    def complete(messages):
-        turn = sum(1 for m in messages if m["role"] == "assistant")
-        return replies[min(turn, len(replies) - 1)]
-
-    return complete
-
-
-def ours(context: str, full: bool, sandbox: str = "local") -> Engine:
-    memory = 4 * 1024**3 if full else None
-    options = {"memory_limit": memory} if sandbox == "local" and memory else {}
-    return Engine(
-        ChatPolicy(scripted(root_replies(full)), model="scripted"),
-        CallableSubModel(lambda p: "ok", name="instant"),
-        sandbox_factory(sandbox, **options),
-        limits=Limits(max_iterations=10, max_llm_calls=1000),
-    )
-
-
 def run_ours(context: str, full: bool, sandbox: str = "local") -> str:
-    engine = ours(context, full, sandbox)
-    return engine.run("bench", context).response
+    return w2_engine(full, sandbox).run("bench", context).response
 
 
 def run_dspy(context: str, full: bool) -> str:
@@ -121,7 +100,7 @@ def w3(concurrency: int = 32, calls: int = 1000, latency: float = 0.1) -> dict[s
         ("async", CallableSubModel(slow, name="slow")),
     ):
         engine = Engine(
-            ChatPolicy(scripted([f"```repl\n{code}\n```"])),
+            ChatPolicy(scripted_root([f"```repl\n{code}\n```"])),
             sub,
             sandbox_factory("local"),
             limits=Limits(max_llm_calls=calls),
@@ -135,13 +114,8 @@ def w3(concurrency: int = 32, calls: int = 1000, latency: float = 0.1) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="10 MB context, fewer runs (a smoke run)")
-    args = parser.parse_args()
-    size = 10 * MB if args.quick else 100 * MB
-    runs = 2 if args.quick else args.runs
-    context = make_context(size)
+    runs, context = w2_setup(__doc__.splitlines()[0])
+    size = len(context)
     from rlm_plugins.repl.isolation import best_level
 
     print(f"context {size / MB:.0f} MB, {runs} runs each, local sandbox isolation: {best_level()}\n")

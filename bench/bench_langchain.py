@@ -16,7 +16,6 @@ against the engine. The target is ChatRLM (no handler) <= 15% over the engine.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -25,25 +24,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _workloads import MB, make_context, root_replies
+from _workloads import MB, root_replies, scripted_root, w2_engine, w2_setup
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tracers.base import BaseTracer
 
-from rlm_plugins.core.budget import Limits
-from rlm_plugins.core.callables import CallableSubModel
-from rlm_plugins.core.chat_policy import ChatPolicy
-from rlm_plugins.core.engine import Engine
 from rlm_plugins.langchain import ChatRLM
-from rlm_plugins.repl.factory import sandbox_factory
 
 REPLIES = root_replies(full=False)
 
 
-def scripted(messages: list[Any]) -> str:
-    turn = sum(1 for m in messages if (m["role"] if isinstance(m, dict) else m.type) in ("assistant", "ai"))
-    return REPLIES[min(turn, len(REPLIES) - 1)]
+scripted = scripted_root(REPLIES)
 
 
 class ScriptedChat(BaseChatModel):
@@ -68,13 +60,7 @@ class NullTracer(BaseTracer):
 
 
 def run_engine(context: str) -> str:
-    engine = Engine(
-        ChatPolicy(scripted, model="scripted"),
-        CallableSubModel(lambda p: "ok", name="instant"),
-        sandbox_factory("local"),
-        limits=Limits(max_iterations=10, max_llm_calls=1000),
-    )
-    return engine.run("bench", context).response
+    return w2_engine().run("bench", context).response
 
 
 def chat_rlm() -> ChatRLM:
@@ -96,13 +82,8 @@ def run_chat_rlm_traced(context: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="10 MB context, 2 runs (a smoke run)")
-    args = parser.parse_args()
-    size = 10 * MB if args.quick else 100 * MB
-    runs = 2 if args.quick else args.runs
-    context = make_context(size)
+    runs, context = w2_setup(__doc__.splitlines()[0])
+    size = len(context)
     from rlm_plugins.repl.isolation import best_level
 
     print(f"W2: context {size / MB:.0f} MB, {runs} runs each (interleaved), local sandbox isolation: {best_level()}\n")
