@@ -33,3 +33,17 @@ def scripted_openai() -> Iterator[Callable[..., ScriptedOpenAIServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+def standalone_rlm(server: ScriptedOpenAIServer, **kwargs: Any) -> Any:
+    """The standalone RLM with root "openai/root-model" and sub "openai/sub-model", both on `server`."""
+    from rlm_plugins import RLM
+
+    return RLM(
+        model="openai/root-model",
+        sub_model="openai/sub-model",
+        api_base=server.base_url,
+        api_key="sk-test",
+        model_kwargs={"num_retries": 0},
+        **kwargs,
+    )

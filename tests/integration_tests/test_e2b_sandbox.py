@@ -17,7 +17,6 @@ import warnings
 
 import pytest
 
-from rlm_plugins import RLM
 from rlm_plugins.errors import (
     ConfigurationError,
     SandboxClosedError,
@@ -31,6 +30,7 @@ from rlm_plugins.repl import e2b as e2b_backend
 from rlm_plugins.repl._e2b_io import Outbox
 from rlm_plugins.repl.e2b import TEMPLATE_DRIVER_PATH, E2BSandbox
 from tests.fixtures_envd import settled
+from tests.fixtures_openai import standalone_rlm
 
 pytestmark = pytest.mark.filterwarnings("ignore:E2BSandbox uploads the driver")
 SPIN_CODE = "while True:\n    pass"
@@ -278,15 +278,7 @@ CRASH = _root_script("n = len(context)\nprint(n)", "import os\nos._exit(7)")
 
 
 def _rlm(server, envd):
-    return RLM(
-        model="openai/root-model",
-        sub_model="openai/sub-model",
-        api_base=server.base_url,
-        api_key="sk-test",
-        model_kwargs={"num_retries": 0},
-        sandbox="e2b",
-        sandbox_options={"workdir": envd.workdir, "debug": True},
-    )
+    return standalone_rlm(server, sandbox="e2b", sandbox_options={"workdir": envd.workdir, "debug": True})
 
 
 def test_engine_runs_over_e2b(scripted_openai, envd):

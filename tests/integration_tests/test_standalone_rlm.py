@@ -13,6 +13,7 @@ import pytest
 from rlm_plugins import RLM, RLMLogger
 from rlm_plugins.cli import main
 from rlm_plugins.errors import ConfigurationError, ModelError
+from tests.fixtures_openai import standalone_rlm
 
 NEEDLE = re.compile(r"magic number is (\d+)")
 
@@ -55,19 +56,8 @@ def server(scripted_openai):
     return scripted_openai(scripted)
 
 
-def make_rlm(server, **kw):
-    return RLM(
-        model="openai/root-model",
-        sub_model="openai/sub-model",
-        api_base=server.base_url,
-        api_key="sk-test",
-        model_kwargs={"num_retries": 0},
-        **kw,
-    )
-
-
 def test_completion_finds_the_needle_over_http(server):
-    result = make_rlm(server).completion(haystack(), root_prompt="What is the magic number?")
+    result = standalone_rlm(server).completion(haystack(), root_prompt="What is the magic number?")
     assert result.response == "4242"
     assert result.finish_reason == "final"
     assert result.usage["openai/root-model"].calls == 3
@@ -78,7 +68,7 @@ def test_completion_finds_the_needle_over_http(server):
 
 
 async def test_acompletion_finds_the_needle_over_http(server):
-    result = await make_rlm(server).acompletion(haystack(), root_prompt="What is the magic number?")
+    result = await standalone_rlm(server).acompletion(haystack(), root_prompt="What is the magic number?")
     assert result.response == "4242"
     assert result.usage["openai/sub-model"].calls == 8
 
@@ -104,7 +94,7 @@ def test_unknown_backend_says_what_to_use():
 
 def test_logger_writes_the_official_schema(server, tmp_path):
     logger = RLMLogger(tmp_path)
-    make_rlm(server, logger=logger).completion(haystack(), root_prompt="What is the magic number?")
+    standalone_rlm(server, logger=logger).completion(haystack(), root_prompt="What is the magic number?")
     lines = read_log(logger)
     meta, iterations = lines[0], lines[1:]
     assert meta["type"] == "metadata"
@@ -127,7 +117,7 @@ def test_official_types_read_our_iterations(server, tmp_path):
     """The official package's own dataclasses accept our log lines field by field."""
     types = pytest.importorskip("rlm.core.types")
     logger = RLMLogger(tmp_path)
-    make_rlm(server, logger=logger).completion(haystack(), root_prompt="magic number?")
+    standalone_rlm(server, logger=logger).completion(haystack(), root_prompt="magic number?")
     entry = read_log(logger)[2]
     block = entry["code_blocks"][0]
     result = types.REPLResult(
