@@ -209,7 +209,8 @@ class LocalSandbox(BaseSandbox):
     def _ready(self) -> DriverClient:
         if self._closed:
             raise SandboxClosedError("this sandbox was closed; create a new one")
-        self.start()
+        if self._client is None or self._hello is not None:  # not started, or not yet greeted: off the hot path
+            self.start()
         assert self._client is not None
         if self._client.dead is not None:
             raise self._client.dead
