@@ -8,7 +8,8 @@
     │   ├── SandboxClosedError    used after close()
     │   ├── SandboxProtocolError  the sandbox sent a malformed or oversize message (it is then stopped)
     │   └── SandboxTerminatedError the sandbox process died; the REPL state is gone
-    │       └── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
+    │       ├── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
+    │       └── SandboxCancelledError code ignored a cancel and the process had to be killed
     ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
     └── ModelError                the root model could not be called
 
@@ -55,6 +56,10 @@ class SandboxTimeoutError(SandboxTerminatedError):
     """Code ran past its timeout, ignored the interrupt, and the sandbox was killed."""
 
 
+class SandboxCancelledError(SandboxTerminatedError):
+    """The running code ignored `cancel()` for the grace period, and the sandbox was killed."""
+
+
 class SubModelError(RLMError):
     """A sub-model call failed."""
 
@@ -73,6 +78,7 @@ __all__ = [
     "IsolationUnavailableError",
     "ModelError",
     "RLMError",
+    "SandboxCancelledError",
     "SandboxClosedError",
     "SandboxError",
     "SandboxProtocolError",

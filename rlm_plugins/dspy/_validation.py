@@ -13,10 +13,9 @@ from dspy.adapters.types.tool import Tool
 from dspy.primitives.facade import is_reserved_sandbox_name
 
 from rlm_plugins.dspy.errors import InvalidToolsError, ReservedNameError
+from rlm_plugins.repl.base import RESERVED_NAMES
 
-RESERVED_SANDBOX_NAMES = frozenset(
-    {"llm_query", "llm_query_batched", "rlm_query", "SUBMIT", "FINAL", "FINAL_VAR", "SHOW_VARS", "print"}
-)
+RESERVED_SANDBOX_NAMES = RESERVED_NAMES
 """Names the REPL owns: the sub-call functions, the final-answer functions and `print`."""
 RESERVED_RESULT_NAMES = frozenset({"trajectory", "final_reasoning"})
 """Names the returned Prediction owns next to the output fields."""

@@ -26,12 +26,12 @@ from rlm_plugins.errors import (
 from rlm_plugins.repl import isolation
 from rlm_plugins.repl._ascii import ascii_view
 from rlm_plugins.repl._client import DEFAULT_MAX_LINE_BYTES, DriverClient
+from rlm_plugins.repl._pipes import Pipes
 from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, plan_load
 from rlm_plugins.repl.isolation import Limits
 
 IsolationOption = Literal["auto", "require", "bwrap", "namespace", "none"]
 _CHUNK = 8 * 1024 * 1024
-_READ_SIZE = 1024 * 1024
 _PIPE_SIZE = 1024 * 1024
 
 
@@ -80,7 +80,7 @@ class LocalSandbox(BaseSandbox):
         self._client: DriverClient | None = None
         self._fd_sock: socket.socket | None = None
         self._workdir: str | None = None
-        self._write_lock = threading.Lock()
+        self._pipes: Pipes | None = None
         self._start_lock = threading.Lock()
         self._closed = False
         self._hello: Any = None
@@ -146,13 +146,10 @@ class LocalSandbox(BaseSandbox):
                 raise SandboxStartError(f"could not start the sandbox process: {exc}") from exc
             finally:
                 child_sock.close()
-            for pipe in (self._proc.stdin, self._proc.stdout):
-                _widen(pipe)
             self._fd_sock = host_sock
             self.isolation = level
             self._client = DriverClient(self._write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
-            threading.Thread(target=self._read_stdout, name="rlm-sandbox-out", daemon=True).start()
-            threading.Thread(target=self._read_stderr, name="rlm-sandbox-err", daemon=True).start()
+            self._pipes = _own_pipes(self._proc, self._client.feed, self._on_stderr, self._on_exit)
             self._track()
             hello = {
                 "type": "hello",
@@ -176,27 +173,20 @@ class LocalSandbox(BaseSandbox):
             raise SandboxStartError(f"the sandbox did not start: {exc}{self._stderr_hint()}") from exc
 
     def _write(self, data: bytes) -> None:
-        proc = self._proc
-        if proc is None or proc.stdin is None:
+        if self._pipes is None:
             raise OSError("sandbox is not running")
-        with self._write_lock:
-            proc.stdin.write(data)
+        self._pipes.write(data)
 
-    def _read_stdout(self) -> None:
+    def _on_stderr(self, chunk: bytes) -> None:
+        self._stderr_tail = (self._stderr_tail + chunk)[-4096:]
+
+    def _on_exit(self) -> None:
+        """The driver's stdout ended by itself: the process is gone (or going), and every waiter learns why."""
         proc, client = self._proc, self._client
-        assert proc is not None and proc.stdout is not None and client is not None
-        fd = proc.stdout.fileno()
-        while chunk := os.read(fd, _READ_SIZE):
-            client.feed(chunk)
+        assert proc is not None and client is not None
         code = proc.wait()
         if not self._closed:
             client.fail(SandboxTerminatedError(self._death_message(code)))
-
-    def _read_stderr(self) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stderr is not None
-        while chunk := proc.stderr.read(65536):
-            self._stderr_tail = (self._stderr_tail + chunk)[-4096:]
 
     def _death_message(self, code: int) -> str:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -223,11 +213,18 @@ class LocalSandbox(BaseSandbox):
         if self._closed:
             raise SandboxClosedError("this sandbox was closed; create a new one")
         self._spawn()
-        fd = self._stage(value, fmt)
+        try:
+            fd = self._stage(value, fmt)
+        except OSError as exc:
+            raise SandboxError(f"could not stage {name!r} for the sandbox: {exc}") from exc
         try:
             client = self._ready()
             assert self._fd_sock is not None
             socket.send_fds(self._fd_sock, [b"f"], [fd])
+        except OSError as exc:
+            dead = SandboxTerminatedError(f"the sandbox stopped taking values ({exc}); its REPL state is lost")
+            self._client.fail(dead)  # type: ignore[union-attr]
+            raise dead from exc
         finally:
             os.close(fd)
         return client.call({"type": "load", "name": name, "format": fmt, "fd": True}, timeout=600)["info"]
@@ -257,6 +254,8 @@ class LocalSandbox(BaseSandbox):
     async def aexecute(
         self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
     ) -> ExecResult:
+        if not self._closed and (self._client is None or self._hello is not None):
+            await self.astart()  # on a worker thread: starting a process never blocks the event loop
         client = self._ready()
         with self._one_execution():
             return await client.aexecute(code, tools or {}, timeout or self.timeout, self.grace)
@@ -280,28 +279,25 @@ class LocalSandbox(BaseSandbox):
                 proc.kill()
         self._group_swept = leader_gone
 
+    def cancel(self) -> None:
+        if self._client is not None and not self._closed:
+            self._client.cancel(self.grace)
+
     def close(self) -> None:
+        """Kill the process group first, then release the pipes and files: bounded time, whatever the code does."""
         if self._closed:
             return
         self._closed = True
         proc = self._proc
         if proc is not None:
-            if proc.poll() is None and proc.stdin is not None:
-                try:
-                    with self._write_lock:
-                        proc.stdin.write(b'{"type":"shutdown"}\n')
-                        proc.stdin.close()
-                    proc.wait(0.5)
-                except (OSError, subprocess.TimeoutExpired, ValueError):
-                    pass
             self._kill()
+            if self._pipes is not None:
+                self._pipes.close()
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 pass
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
+            self._kill()
         if self._client is not None:
             self._client.fail(SandboxClosedError("this sandbox was closed; create a new one"))
             self._client.shutdown()
@@ -316,12 +312,25 @@ class LocalSandbox(BaseSandbox):
             self._kill()
 
 
-def _widen(pipe: Any) -> None:
+def _own_pipes(proc: subprocess.Popen[bytes], on_stdout: Any, on_stderr: Any, on_exit: Any) -> Pipes:
+    """Take the process's pipes out of `proc` (widened) and hand them to `Pipes`, which alone closes them."""
+    fds = []
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        assert stream is not None
+        fds.append(os.dup(stream.fileno()))
+        stream.close()
+    proc.stdin = proc.stdout = proc.stderr = None
+    for fd in fds[:2]:
+        _widen(fd)
+    return Pipes(*fds, on_stdout=on_stdout, on_stderr=on_stderr, on_eof=on_exit)
+
+
+def _widen(fd: int) -> None:
     """Grow a pipe's buffer (64 KiB by default) so large messages cross in fewer, bigger writes."""
     try:
         import fcntl
 
-        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
     except OSError:
         pass
 
