@@ -20,9 +20,10 @@ from dspy.primitives.code_interpreter import (
     _validate_interpreter,
 )
 
+from rlm_plugins._threads import in_thread
 from rlm_plugins.core.feedback import clip
 from rlm_plugins.errors import SandboxCancelledError, SandboxClosedError, SandboxStartError, SandboxTerminatedError
-from rlm_plugins.repl._tools import ToolCaller, in_thread
+from rlm_plugins.repl._tools import ToolCaller
 from rlm_plugins.repl._values import safe_str
 from rlm_plugins.repl.base import BaseSandbox, ExecError, ExecResult, FinalAnswer, Format, Tool
 from rlm_plugins.repl.driver import describe, read_value

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from rlm_plugins.repl._tools import in_thread
+from rlm_plugins._threads import in_thread
 from rlm_plugins.repl._values import clean, clean_text, safe_str
 from rlm_plugins.repl.driver import FINAL_NAMES
 
