@@ -10,6 +10,7 @@ every isolation level this machine offers, on the in-process sandbox and on e2b 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib.util
 import threading
 from collections.abc import Callable, Iterator
@@ -57,6 +58,29 @@ async def aecho(prompt: str) -> str:
 
 def sync_one(prompt: str) -> str:
     return prompt
+
+
+REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="unset")
+
+
+def read_var() -> str:
+    return REQUEST.get()
+
+
+async def aread_var() -> str:
+    await asyncio.sleep(0)
+    return REQUEST.get()
+
+
+CONTEXT_TOOLS = {"read_var": read_var, "aread_var": aread_var}
+CONTEXT_CODE = """
+import threading
+seen = []
+worker = threading.Thread(target=lambda: seen.extend([read_var(), aread_var()]))
+worker.start()
+worker.join()
+[read_var(), aread_var(), *seen]
+"""
 
 
 CALLS = """
@@ -175,6 +199,19 @@ class HostSideContract:
         tools = {**TOOLS, "tool": aecho if tool_kind == "async" else sync_one}
         check_calls(await asyncio.wait_for(asandbox.aexecute(CALLS, tools=tools), 60), tool_kind, self.channel)
         assert (await asandbox.aexecute("1 + 1")).value == 2
+
+    def test_execute_tools_run_in_the_callers_contextvars(self, sandbox) -> None:
+        token = REQUEST.set("caller")
+        try:
+            result = sandbox.execute(CONTEXT_CODE, tools=CONTEXT_TOOLS)
+        finally:
+            REQUEST.reset(token)
+        assert result.value == ["caller"] * 4, result
+
+    async def test_aexecute_tools_run_in_the_callers_contextvars(self, asandbox) -> None:
+        REQUEST.set("caller")  # this test's own context
+        result = await asyncio.wait_for(asandbox.aexecute(CONTEXT_CODE, tools=CONTEXT_TOOLS), 60)
+        assert result.value == ["caller"] * 4, result
 
     @pytest.mark.parametrize(("code", "expected"), ODD_VALUES)
     def test_execute_unusual_values_are_cell_errors(self, sandbox, code: str, expected: str) -> None:
