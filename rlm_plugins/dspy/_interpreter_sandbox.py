@@ -46,6 +46,7 @@ class InterpreterSandbox(BaseSandbox):
         self._pending: dict[str, Any] = {}
         self._closed = False
         self._cancelled = False
+        self._cancel_asked = False
 
     def start(self) -> None:
         if self._closed:
@@ -81,11 +82,14 @@ class InterpreterSandbox(BaseSandbox):
         if hasattr(interpreter, "_tools_registered"):
             interpreter._tools_registered = False
         variables, self._pending = self._pending, {}
+        self._cancel_asked = False
         try:
             outcome = interpreter.execute(code, variables)
         except SyntaxError as exc:
             return ExecResult(error=ExecError("SyntaxError", str(exc), f"SyntaxError: {exc}"))
         except CodeExecutionError as exc:
+            if self._cancel_asked:
+                return ExecResult(stdout=str(exc), cancelled=True)
             return ExecResult(error=ExecError("CodeExecutionError", str(exc), str(exc)))
         except CodeInterpreterError as exc:
             if self._cancelled:
@@ -106,6 +110,7 @@ class InterpreterSandbox(BaseSandbox):
 
     def cancel(self) -> None:
         """Our own sandboxes cancel the running code; any other interpreter can only be shut down."""
+        self._cancel_asked = True
         inner = getattr(self.interpreter, "sandbox", None)
         if isinstance(inner, BaseSandbox):
             inner.cancel()

@@ -113,8 +113,14 @@ class LocalSandbox(BaseSandbox):
         return level
 
     def start(self) -> None:
-        self._spawn()
+        self._spawn_checked()
         self._greeted()
+
+    def _spawn_checked(self) -> None:
+        try:
+            self._spawn()
+        except OSError as exc:  # no temp dir, no descriptors left, ...: still a SandboxError
+            raise SandboxStartError(f"could not prepare the sandbox: {exc}") from exc
 
     def _spawn(self) -> None:
         """Start the process and send `hello` without waiting, so the caller can stage a context meanwhile."""
@@ -212,7 +218,7 @@ class LocalSandbox(BaseSandbox):
             return self._ready().call(inline, timeout=60)["info"]
         if self._closed:
             raise SandboxClosedError("this sandbox was closed; create a new one")
-        self._spawn()
+        self._spawn_checked()
         try:
             fd = self._stage(value, fmt)
         except OSError as exc:
