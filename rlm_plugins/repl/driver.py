@@ -369,11 +369,9 @@ def _plain_value(value: Any) -> Any:
     if not isinstance(value, (bool, int, float, str, list, dict)):
         return None
     try:
-        plain = to_jsonable(value)
-        json.dumps(plain)
-    except (ValueError, TypeError, RecursionError):
+        return to_jsonable(value)
+    except Exception:  # a cycle, deep nesting, a huge int, an element whose str() fails: the repr says it all
         return None
-    return plain
 
 
 class _Redirect:
