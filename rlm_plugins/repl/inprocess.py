@@ -229,9 +229,9 @@ class InProcessSandbox(BaseSandbox):
         session = self._ready()
         with self._one_execution():
             cell = self._submit(session, code, tools, ToolCaller())
-            if not cf.wait([cell.done], limit).done:
+            if not _wait(cell.done, limit):
                 self._interrupt(cell, "timeout")
-                cf.wait([cell.done], self.grace)
+                _wait(cell.done, self.grace)
             return self._finish(cell, limit)
 
     async def aexecute(
@@ -277,6 +277,15 @@ class InProcessSandbox(BaseSandbox):
         if self._worker is not None:
             self._jobs.put(None)
         self._session = None
+
+
+def _wait(fut: cf.Future, timeout: float) -> bool:
+    """Whether `fut` finished (with a result or an error) within `timeout` seconds."""
+    try:
+        fut.exception(timeout)
+    except cf.TimeoutError:
+        return False
+    return True
 
 
 def _settle(fut: cf.Future, value: Any) -> None:
