@@ -168,13 +168,13 @@ class LocalSandbox(BaseSandbox):
                 start_new_session=True,
                 bufsize=0,
             )
-        except (OSError, IsolationUnavailableError) as exc:
+        except BaseException as exc:
             host_sock.close()
             tenancy.release()
             self._tenancy = None
-            if isinstance(exc, IsolationUnavailableError):
-                raise
-            raise SandboxStartError(f"could not start the sandbox process: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise SandboxStartError(f"could not start the sandbox process: {exc}") from exc
+            raise
         finally:
             child_sock.close()
         self._fd_sock = host_sock
