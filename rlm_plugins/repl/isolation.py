@@ -4,7 +4,9 @@ Levels, best first, and what each guarantees (`Launch.guarantees`, shown as `san
 
 - ``bwrap``: bubblewrap. Only the Python runtime (read-only) and a private work dir are visible; private /tmp,
   /proc and /dev; no network; cleared environment; rlimits. Guarantees every name in `TENANT_GUARANTEES` plus
-  ``hidden_host_files``; on a root host each sandbox also runs as its own uid with a cgroup.
+  ``hidden_host_files`` on a root host, where each sandbox runs as its own uid with a cgroup. Unprivileged, each
+  sandbox has a user namespace of its own but its processes count against the host user's limit: no
+  ``process_cap``.
 - ``namespace`` (root hosts, Linux 5.12+): its own pid, mount, network, IPC and UTS namespaces and its own uid;
   the host's files are visible but read-only (world-readable files stay readable); /tmp, /var/tmp and /dev/shm are
   one private tmpfs of `Limits.disk` bytes that also holds the work dir. Guarantees `TENANT_GUARANTEES`.
@@ -236,7 +238,7 @@ def _drop_privileges(identity: _identity.Identity | None) -> list[str]:
 
 
 def _bwrap_args(disk: int | None) -> list[str]:
-    """bwrap's options: one tmpfs of `disk` bytes on /tmp holds the work dir, /tmp/work (and /work points there)."""
+    """bwrap's options: one tmpfs of `disk` bytes on /tmp holds the work dir, /tmp/work (the host has no copy)."""
     root = os.geteuid() == 0
     args = [shutil.which("bwrap") or "bwrap"]
     if root:
