@@ -458,3 +458,35 @@ def test_close_and_exit_leave_no_cgroup(isolated_level: str) -> None:
     with LocalSandbox(isolation=isolated_level) as sb:
         assert sb.execute("1").ok
     assert _cgroups_named(f"rlm-{killed}-") == []
+
+
+@needs_root
+def test_identities_are_never_shared_within_or_across_processes() -> None:
+    """Held uids are unique in this process, and another process never gets one of them while they are held."""
+    from rlm_plugins.repl import _identity
+
+    held = [_identity.allocate() for _ in range(64)]
+    try:
+        ours = {identity.uid for identity in held}
+        assert len(ours) == 64
+        assert all(_identity.UID_BASE <= uid < _identity.UID_BASE + _identity.UID_COUNT for uid in ours)
+        code = "from rlm_plugins.repl import _identity\nprint([_identity.allocate().uid for _ in range(256)])"
+        env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[3])}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+        theirs = set(_literal(done.stdout))
+        assert len(theirs) == 256 and not theirs & ours
+    finally:
+        for identity in held:
+            identity.release()
+
+
+@needs_root
+def test_sandboxes_running_at_once_have_distinct_uids(isolated_level: str) -> None:
+    sandboxes = [LocalSandbox(isolation=isolated_level) for _ in range(4)]
+    try:
+        uids = [sb.execute("import os\nos.getuid(), os.getgid()").stdout for sb in sandboxes]
+    finally:
+        for sb in sandboxes:
+            sb.close()
+    assert len(set(uids)) == 4
+    assert all(_literal(u)[0] >= 1000 for u in uids)
