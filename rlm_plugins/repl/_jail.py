@@ -24,8 +24,8 @@ AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 SYS_MOUNT_SETATTR = 442
 """The same number on every architecture (syscalls added since 5.1 share one table)."""
 
-# ctypes and signal are imported only where they are used: the cgroup-only step before bwrap then starts in half
-# the time (this script runs at every sandbox start).
+# ctypes is imported only where it is used: the cgroup-only step before bwrap then starts in half the time (this
+# script runs at every sandbox start).
 
 
 def _syscall(name: str, *args: object) -> None:
@@ -83,16 +83,24 @@ def private_storage(size: int | None, owner: tuple[int, int], driver: str) -> No
 
 
 def run_as_init(argv: list[str]) -> int:
-    """Start `argv` and reap every orphan of the namespace until it ends; its exit status is ours."""
-    import signal
+    """Start `argv` and reap every orphan of the namespace until it ends; its exit status is ours.
 
+    Signals from inside the namespace reach this pid 1 only where Python has a handler, that is SIGINT: it is
+    ignored (importing `signal` to change the handler would cost more than the rest of this script).
+    """
     child = os.fork()
     if child == 0:
-        os.execv(argv[0], argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            os.execv(argv[0], argv)
+        except OSError as exc:
+            os.write(2, f"cannot run {argv[0]}: {exc.strerror}\n".encode())
+        os._exit(127)
     os.closerange(0, os.sysconf("SC_OPEN_MAX"))
     while True:
-        pid, status = os.wait()
+        try:
+            pid, status = os.wait()
+        except KeyboardInterrupt:
+            continue
         if pid == child:
             code = os.waitstatus_to_exitcode(status)
             return 128 - code if code < 0 else code
