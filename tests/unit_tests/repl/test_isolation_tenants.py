@@ -490,3 +490,23 @@ def test_sandboxes_running_at_once_have_distinct_uids(isolated_level: str) -> No
             sb.close()
     assert len(set(uids)) == 4
     assert all(_literal(u)[0] >= 1000 for u in uids)
+
+
+def test_tmpfs_pages_count_against_the_memory_cap(isolated_level: str) -> None:
+    """Where a level claims `memory_cap`, what the sandbox parks in its tmpfs is charged to its memory cgroup."""
+    with LocalSandbox(isolation=isolated_level) as sb:
+        if "memory_cap" not in sb.guarantees:
+            pytest.skip("this host gives the sandbox no memory cgroup (not root, or no memory controller)")
+        files = [
+            pathlib.Path(p, name)
+            for p in sb._tenancy.group.paths
+            for name in ("memory.usage_in_bytes", "memory.current")
+        ]
+        memory = [f for f in files if f.exists()]  # cgroup v1, v2
+
+        def used() -> int:
+            return sum(int(f.read_text()) for f in memory)
+
+        before = used()
+        assert sb.execute("open('/tmp/parked', 'wb').write(b'x' * 64 * 2**20)").ok
+        assert used() - before >= 60 * MiB
