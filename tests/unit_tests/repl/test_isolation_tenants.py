@@ -20,8 +20,6 @@ import pytest
 from rlm_plugins.errors import IsolationUnavailableError
 from rlm_plugins.repl import Limits, LocalSandbox, isolation
 
-ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="per-sandbox identities and host-side ownership need a root host")
 MiB = 1024**2
 
 
