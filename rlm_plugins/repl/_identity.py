@@ -13,6 +13,7 @@ import os
 import random
 import stat
 import threading
+import time
 from dataclasses import dataclass, field
 
 from rlm_plugins.errors import SandboxStartError
@@ -86,8 +87,20 @@ def allocate() -> Identity:
     raise SandboxStartError(f"all {UID_COUNT} sandbox identities are in use; close some sandboxes")
 
 
-def in_use(uid: int) -> bool:
-    """Whether any process on this machine still runs as `uid` (its identity must not be handed out again yet)."""
+def unused(uid: int, within: float = 0.0) -> bool:
+    """Whether no process on this machine runs as `uid`, waiting up to `within` seconds for the last ones to go.
+
+    An identity is handed out again only then: a dying process of the old sandbox must never meet the new one.
+    """
+    deadline = time.monotonic() + within
+    while _running_as(uid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _running_as(uid: int) -> bool:
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:

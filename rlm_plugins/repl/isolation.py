@@ -106,7 +106,7 @@ class Tenancy:
     def release(self) -> None:
         """Remove the cgroups and the work dir; give the uid back once none of its processes is left."""
         emptied = self.group.remove() if self.group is not None else True
-        if self.identity is not None and emptied and not _identity.in_use(self.identity.uid):
+        if self.identity is not None and emptied and _identity.unused(self.identity.uid, within=2.0):
             self.identity.release()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
