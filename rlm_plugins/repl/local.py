@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +12,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from rlm_plugins.errors import (
@@ -43,9 +43,11 @@ def _shm_dir() -> str | None:
 class LocalSandbox(BaseSandbox):
     """Runs REPL code in a subprocess, isolated as far as this machine allows.
 
-    `isolation` is "auto" (the best level available, with a warning when that is none), "require" (refuse to
-    run without isolation), or a level to insist on: "bwrap", "namespace", "none". The level in force is in
-    `sandbox.isolation` after `start()`.
+    `isolation` is "auto" (the best level available, with a warning when that is none), "require" (the best
+    level, refused unless it gives every guarantee in `isolation.TENANT_GUARANTEES`), or a level to insist on:
+    "bwrap", "namespace", "none". The level in force is in `sandbox.isolation` after `start()`, and what it
+    guarantees on this host in `sandbox.guarantees`. `memory_limit` and `disk_limit` (bytes a sandbox may write
+    in total) override the matching fields of `limits`.
 
     Examples:
         >>> with LocalSandbox() as sb:
@@ -62,6 +64,7 @@ class LocalSandbox(BaseSandbox):
         isolation: IsolationOption = "auto",
         limits: Limits | None = None,
         memory_limit: int | None = None,
+        disk_limit: int | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         **options: Any,
     ) -> None:
@@ -72,14 +75,17 @@ class LocalSandbox(BaseSandbox):
         self.requested_isolation = isolation
         limits = limits or Limits()
         if memory_limit is not None:
-            limits = Limits(memory_limit, limits.cpu_seconds, limits.file_size, limits.open_files, limits.processes)
+            limits = replace(limits, memory=memory_limit)
+        if disk_limit is not None:
+            limits = replace(limits, disk=disk_limit)
         self.limits = limits
         self.max_line_bytes = max_line_bytes
         self.isolation: IsolationLevel = "none"
+        self.guarantees: frozenset[str] = frozenset()
         self._proc: subprocess.Popen[bytes] | None = None
         self._client: DriverClient | None = None
         self._fd_sock: socket.socket | None = None
-        self._workdir: str | None = None
+        self._tenancy: isolation.Tenancy | None = None
         self._pipes: Pipes | None = None
         self._start_lock = threading.Lock()
         self._closed = False
@@ -130,29 +136,7 @@ class LocalSandbox(BaseSandbox):
             if self._proc is not None:
                 return
             level = self._choose_level()
-            self._workdir = tempfile.mkdtemp(prefix="rlm-sandbox-")
-            isolation.prepare_workdir(pathlib.Path(self._workdir))
-            host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            extra = ["--fd-socket", str(child_sock.fileno())]
-            launch = isolation.build(level, pathlib.Path(self._workdir), self.limits, extra)
-            try:
-                self._proc = subprocess.Popen(
-                    launch.argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=launch.env,
-                    cwd=self._workdir,
-                    pass_fds=(child_sock.fileno(),),
-                    start_new_session=True,
-                    bufsize=0,
-                )
-            except OSError as exc:
-                shutil.rmtree(self._workdir, ignore_errors=True)
-                raise SandboxStartError(f"could not start the sandbox process: {exc}") from exc
-            finally:
-                child_sock.close()
-            self._fd_sock = host_sock
+            self._proc = self._launch(level)
             self.isolation = level
             self._client = DriverClient(self._write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
             self._pipes = _own_pipes(self._proc, self._client.feed, self._on_stderr, self._on_exit)
@@ -164,6 +148,41 @@ class LocalSandbox(BaseSandbox):
                 "tools": [],
             }
             self._hello = self._client.request(hello)
+
+    def _launch(self, level: IsolationLevel) -> subprocess.Popen[bytes]:
+        """Take the sandbox's identity and cgroups, and start its process with the descriptor socket's far end."""
+        try:
+            self._tenancy = tenancy = isolation.hold(level, self.limits)
+        except OSError as exc:
+            raise SandboxStartError(f"could not set up the sandbox: {exc}") from exc
+        host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            launch = isolation.build(level, self.limits, ["--fd-socket", str(child_sock.fileno())], tenancy)
+            if self.requested_isolation == "require":
+                isolation.check_required(launch, self.limits)
+            proc = subprocess.Popen(
+                launch.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=launch.env,
+                cwd=launch.cwd,
+                pass_fds=(child_sock.fileno(),),
+                start_new_session=True,
+                bufsize=0,
+            )
+        except BaseException as exc:
+            host_sock.close()
+            tenancy.release()
+            self._tenancy = None
+            if isinstance(exc, OSError):
+                raise SandboxStartError(f"could not start the sandbox process: {exc}") from exc
+            raise
+        finally:
+            child_sock.close()
+        self._fd_sock = host_sock
+        self.guarantees = launch.guarantees
+        return proc
 
     def _greeted(self) -> None:
         """Wait for the driver's answer to `hello`, once; a sandbox that never answers is closed."""
@@ -273,6 +292,8 @@ class LocalSandbox(BaseSandbox):
         after the leader is gone; never later, as the group id may then be reused.
         """
         proc = self._proc
+        if self._tenancy is not None:
+            self._tenancy.kill()
         if proc is None or self._group_swept:
             return
         leader_gone = proc.poll() is not None
@@ -309,8 +330,8 @@ class LocalSandbox(BaseSandbox):
             self._client.shutdown()
         if self._fd_sock is not None:
             self._fd_sock.close()
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+        if self._tenancy is not None:
+            self._tenancy.release()
         self._untrack()
 
     def __del__(self) -> None:
