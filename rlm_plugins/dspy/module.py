@@ -65,6 +65,8 @@ class RLM(dspy.Module):
         sandbox_options: options for the sandbox (e.g. `{"isolation": "require"}`).
         max_depth: how deep `rlm_query` may recurse; 1 makes `rlm_query` a plain `llm_query`.
         max_time: seconds per call (the whole recursion tree), then `extract` answers.
+        max_tokens: tokens per call (the whole tree, root and sub-calls, as the LMs report them), then `extract`.
+        max_cost: dollars per call (the whole tree, where DSPy knows the prices), then `extract`.
         max_concurrency: concurrent sub-calls in one `llm_query_batched`.
         exec_timeout: seconds one code block may run.
         observers: callables receiving the engine's events of every call.
@@ -103,6 +105,8 @@ class RLM(dspy.Module):
         sandbox_options: dict[str, Any] | None = None,
         max_depth: int = 1,
         max_time: float | None = None,
+        max_tokens: int | None = None,
+        max_cost: float | None = None,
         max_concurrency: int = 16,
         exec_timeout: float = 300.0,
         observers: list[Observer] | None = None,
@@ -116,6 +120,8 @@ class RLM(dspy.Module):
         self.sub_lm = sub_lm
         self.max_depth = max_depth
         self.max_time = max_time
+        self.max_tokens = max_tokens
+        self.max_cost = max_cost
         self.max_concurrency = max_concurrency
         self.exec_timeout = exec_timeout
         self.observers = list(observers or [])
@@ -148,6 +154,8 @@ class RLM(dspy.Module):
             max_llm_calls=self.max_llm_calls,
             max_depth=self.max_depth,
             max_time=self.max_time,
+            max_tokens=self.max_tokens,
+            max_cost=self.max_cost,
         )
 
     def _resolve_sandbox(self, interpreter_factory: Callable[[], Any] | None) -> SandboxFactory:
