@@ -17,9 +17,10 @@ import dspy
 from dspy.utils.exceptions import LMError
 from dspy.utils.usage_tracker import UsageTracker
 
-from rlm_plugins.core.model_errors import as_model_error, as_sub_model_error, from_provider
+from rlm_plugins.core.model_errors import as_sub_model_error, from_provider
 from rlm_plugins.core.ports import Usage
 from rlm_plugins.dspy._context import applied
+from rlm_plugins.dspy.errors import lm_model_error
 from rlm_plugins.errors import RLMError
 
 
@@ -89,7 +90,8 @@ def metered(overrides: dict[str, Any], model: str, *, sub: bool = False) -> Iter
     """Run a block of DSPy model calls under `overrides`, measuring their usage.
 
     A provider failure inside the block (a `dspy` `LMError`, or a provider SDK's exception) leaves it as a
-    `ModelError` subclass, or a `SubModelError` when `sub` is set, chained to the original.
+    `ModelError` subclass that is also DSPy's matching `LMError` (see `rlm_plugins.dspy.errors`), or as a
+    `SubModelError` when `sub` is set, chained to the original.
     """
     with applied(overrides):
         tracker = _Tracker(dspy.settings.usage_tracker)
@@ -101,4 +103,4 @@ def metered(overrides: dict[str, Any], model: str, *, sub: bool = False) -> Iter
             except Exception as exc:
                 if isinstance(exc, RLMError) or not (isinstance(exc, LMError) or from_provider(exc)):
                     raise
-                raise (as_sub_model_error(exc, model) if sub else as_model_error(exc, model)) from exc
+                raise (as_sub_model_error(exc, model) if sub else lm_model_error(exc, model)) from exc

@@ -11,6 +11,7 @@ import re
 
 import dspy
 import pytest
+from dspy.utils.exceptions import LMAuthError, LMError, LMRateLimitError
 
 from rlm_plugins.core.events import RunFinished
 from rlm_plugins.dspy import RLM
@@ -109,20 +110,22 @@ def test_max_cost_stops_a_batch_in_flight(scripted_openai, call):
 
 
 @pytest.mark.parametrize(
-    ("fail", "error"),
+    ("fail", "error", "native"),
     [
-        ({"status": 429, "message": "Rate limit reached for requests"}, ModelRateLimitError),
-        ({"status": 401, "message": "Incorrect API key provided"}, ModelAuthenticationError),
-        ({"delay": 5.0, "content": "too late"}, ModelTimeoutError),
+        ({"status": 429, "message": "Rate limit reached for requests"}, ModelRateLimitError, LMRateLimitError),
+        ({"status": 401, "message": "Incorrect API key provided"}, ModelAuthenticationError, LMAuthError),
+        ({"delay": 5.0, "content": "too late"}, ModelTimeoutError, LMError),
     ],
 )
-def test_a_provider_error_keeps_the_partial_trajectory(scripted_openai, call, fail, error):
+def test_a_provider_error_keeps_the_partial_trajectory(scripted_openai, call, fail, error, native):
+    """The error is our ModelError subclass and still the DSPy class `dspy.RLM` callers catch."""
     server = scripted_openai(server_script(["x = 41\nprint('step one ran')"], fail=fail))
     root = dspy.LM("openai/root", api_base=server.base_url, api_key="k", cache=False, num_retries=0, timeout=1.0)
     rlm = RLM("context -> answer", sub_lm=lm(server, "openai/sub"), sandbox="inprocess")
     with dspy.context(lm=root), pytest.raises(error) as raised:
         call(rlm, context="x")
-    assert isinstance(raised.value, ModelError)
+    assert isinstance(raised.value, ModelError) and isinstance(raised.value, native)
+    assert raised.value.model == "openai/root"
     partial = raised.value.partial
     assert partial is not None and partial.finish_reason == "error"
     assert partial.trajectory[0]["output"] == ["step one ran\n"]
