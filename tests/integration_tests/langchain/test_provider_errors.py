@@ -18,16 +18,6 @@ def client(server, name: str, timeout: float = 5.0) -> ChatOpenAI:
     return ChatOpenAI(model=name, base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=timeout)
 
 
-@pytest.fixture(params=["sync", "async"])
-def call(request):
-    async def run(model, messages):
-        if request.param == "sync":
-            return model.invoke(messages)
-        return await model.ainvoke(messages)
-
-    return run
-
-
 def root_then(fail):
     """The root's first turn runs code; its second request gets `fail`; sub-calls echo."""
 
@@ -48,18 +38,18 @@ def root_then(fail):
         ({"delay": 5.0, "content": "too late"}, ModelTimeoutError),
     ],
 )
-async def test_a_root_provider_error_keeps_the_partial_trajectory(scripted_openai, call, fail, error):
+async def test_a_root_provider_error_keeps_the_partial_trajectory(scripted_openai, invoke_both, fail, error):
     server = scripted_openai(root_then(fail))
     rlm = ChatRLM(root=client(server, "root", timeout=1.0), sub=client(server, "sub"), sandbox="inprocess")
     with pytest.raises(error) as raised:
-        await call(rlm, "What is in the context?")
+        await invoke_both(rlm, "What is in the context?")
     assert isinstance(raised.value, ModelError)
     partial = raised.value.partial
     assert partial is not None and partial.finish_reason == "error"
     assert partial.trajectory[0]["output"] == ["step one ran\n"]
 
 
-async def test_a_sub_call_provider_error_is_an_error_string_in_its_slot(scripted_openai, call):
+async def test_a_sub_call_provider_error_is_an_error_string_in_its_slot(scripted_openai, invoke_both):
     def reply(body):
         if body["model"] == "sub":
             prompt = body["messages"][-1]["content"]
@@ -68,7 +58,7 @@ async def test_a_sub_call_provider_error_is_an_error_string_in_its_slot(scripted
 
     server = scripted_openai(reply)
     rlm = ChatRLM(root=client(server, "root"), sub=client(server, "sub"), sandbox="inprocess")
-    result = await call(rlm, "q")
+    result = await invoke_both(rlm, "q")
     good, bad = result.text.split(" | ")
     assert good == "echo:ok"
     assert bad.startswith("[Error] the sub-model call failed") and "rate limited" in bad

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from langchain_core.messages import BaseMessage
 
 from rlm_plugins.langchain import ChatRLM
@@ -26,17 +25,7 @@ class TreeRoot(_Scripted):
         return repl("print(rlm_query('CHILD task'))")
 
 
-@pytest.fixture(params=["sync", "async"])
-def call(request):
-    async def run(model, messages):
-        if request.param == "sync":
-            return model.invoke(messages)
-        return await model.ainvoke(messages)
-
-    return run
-
-
-async def test_no_child_sandbox_outlives_the_call(call) -> None:
+async def test_no_child_sandbox_outlives_the_call(invoke_both) -> None:
     sandboxes = []
     local = sandbox_factory("local")
 
@@ -45,7 +34,7 @@ async def test_no_child_sandbox_outlives_the_call(call) -> None:
         return sandboxes[-1]
 
     rlm = ChatRLM(root=TreeRoot(), sub=ScriptedSub(), sandbox=factory, max_depth=2, max_time=2.0)
-    result = await call(rlm, "q")
+    result = await invoke_both(rlm, "q")
     alive = [s for s in sandboxes if s._proc is not None and s._proc.poll() is None]
     for sandbox in sandboxes:
         sandbox.close()
