@@ -33,7 +33,7 @@ async def test_no_child_sandbox_outlives_the_call(invoke_both) -> None:
         sandboxes.append(local(**kw))
         return sandboxes[-1]
 
-    rlm = ChatRLM(root=TreeRoot(), sub=ScriptedSub(), sandbox=factory, max_depth=2, max_time=2.0)
+    rlm = ChatRLM(root=TreeRoot(), sub=ScriptedSub(), sandbox=factory, max_depth=2, max_time=4.0)
     result = await invoke_both(rlm, "q")
     alive = [s for s in sandboxes if s._proc is not None and s._proc.poll() is None]
     for sandbox in sandboxes:
