@@ -9,7 +9,6 @@ collector module in place for the block, and reads both afterwards.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,18 +24,15 @@ from rlm_plugins.errors import RLMError
 
 
 class _Tracker(UsageTracker):
-    """Counts the billed calls of a block and forwards their usage to the caller's tracker."""
+    """Keeps the usage entries of a block's billed calls and forwards them to the caller's tracker."""
 
     def __init__(self, parent: Any) -> None:
         super().__init__()
         self.parent = parent
-        self.billed = 0
-        self.lock = threading.Lock()
+        self.entries: list[dict[str, Any]] = []
 
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
-        with self.lock:
-            self.billed += 1
-            super().add_usage(lm, usage_entry)
+        self.entries.append(usage_entry)
         if self.parent is not None:
             self.parent.add_usage(lm, usage_entry)
 
@@ -63,14 +59,13 @@ class Meter:
 
     def usage(self) -> Usage | None:
         """Tokens and cost of the block's calls; cache hits count as calls that cost nothing."""
-        entries, billed = self._collector.history, self._tracker.billed
+        entries, billed = self._collector.history, self._tracker.entries
         if not entries and not billed:
             return None
-        usage = Usage(calls=max(len(entries), billed, 1))
-        for records in self._tracker.usage_data.values():
-            for record in records:
-                usage.input_tokens += _int(record, "prompt_tokens", "input_tokens")
-                usage.output_tokens += _int(record, "completion_tokens", "output_tokens")
+        usage = Usage(calls=max(len(entries), len(billed), 1))
+        for record in billed:
+            usage.input_tokens += _int(record, "prompt_tokens", "input_tokens")
+            usage.output_tokens += _int(record, "completion_tokens", "output_tokens")
         costs = [entry.get("cost") for entry in entries]
         if billed and any(isinstance(cost, (int, float)) for cost in costs):
             usage.cost = float(sum(cost for cost in costs if isinstance(cost, (int, float))))
@@ -93,14 +88,18 @@ def metered(overrides: dict[str, Any], model: str, *, sub: bool = False) -> Iter
     `ModelError` subclass that is also DSPy's matching `LMError` (see `rlm_plugins.dspy.errors`), or as a
     `SubModelError` when `sub` is set, chained to the original.
     """
-    with applied(overrides):
-        tracker = _Tracker(dspy.settings.usage_tracker)
-        collector = _Collector()
-        callers = [collector, *(dspy.settings.caller_modules or [])]
-        with dspy.context(usage_tracker=tracker, caller_modules=callers):
-            try:
-                yield Meter(tracker, collector)
-            except Exception as exc:
-                if isinstance(exc, RLMError) or not (isinstance(exc, LMError) or from_provider(exc)):
-                    raise
-                raise (as_sub_model_error(exc, model) if sub else lm_model_error(exc, model)) from exc
+    tracker = _Tracker(_setting(overrides, "usage_tracker"))
+    collector = _Collector()
+    callers = [collector, *(_setting(overrides, "caller_modules") or [])]
+    with applied({**overrides, "usage_tracker": tracker, "caller_modules": callers}):
+        try:
+            yield Meter(tracker, collector)
+        except Exception as exc:
+            if isinstance(exc, RLMError) or not (isinstance(exc, LMError) or from_provider(exc)):
+                raise
+            raise (as_sub_model_error(exc, model) if sub else lm_model_error(exc, model)) from exc
+
+
+def _setting(overrides: dict[str, Any], name: str) -> Any:
+    """A DSPy setting as it is under `overrides` in this thread."""
+    return overrides[name] if name in overrides else dspy.settings.get(name)
