@@ -53,7 +53,8 @@ class RLM(dspy.Module):
     Args:
         signature: the task, e.g. "context, query -> answer" or a Signature class; outputs may be typed.
         max_iters: root-model steps per call.
-        max_llm_calls: sub-calls (llm_query, llm_query_batched slots, rlm_query runs) per call.
+        max_llm_calls: model calls below the root per call: llm_query, each llm_query_batched slot, and each turn
+            (and extract) of an rlm_query child.
         max_output_chars: REPL output kept per step.
         verbose: log each step's reasoning and code.
         tools: functions or `dspy.Tool`s the code may call (sync or async).
