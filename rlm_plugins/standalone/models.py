@@ -11,7 +11,7 @@ import re
 from types import ModuleType
 from typing import Any
 
-from rlm_plugins.core.model_errors import causes
+from rlm_plugins.core.model_errors import causes, class_names
 from rlm_plugins.core.ports import Completion, Usage
 from rlm_plugins.errors import ConfigurationError, ModelError, SubModelError
 
@@ -203,8 +203,7 @@ def _key_hint(chat: LiteLLMChat) -> str:
 
 def _describe(exc: Exception, chat: LiteLLMChat, timeout: float | None) -> str:
     """One line naming what failed and what to change, from a litellm (or openai / httpx) exception."""
-    chain = causes(exc)
-    names = {cls.__name__ for error in chain for cls in type(error).__mro__}
+    chain, names = causes(exc), class_names(exc)
     text = " ".join(str(error) for error in chain).lower()
     model, detail = chat.model, _detail(exc)
     if names & {"Timeout", "APITimeoutError", "TimeoutException", "TimeoutError"}:
