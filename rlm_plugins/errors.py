@@ -12,6 +12,9 @@
     │       └── SandboxCancelledError code ignored a cancel and the process had to be killed
     ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
     └── ModelError                the root model could not be called
+        ├── ModelRateLimitError   the provider rate-limited the call
+        ├── ModelAuthenticationError  the provider refused the key
+        └── ModelTimeoutError     the provider did not answer in time
 
 Errors aimed at the root model (a failed execution, a malformed reply) are not exceptions: they travel as
 `[Error] ...` notes formatted by `rlm_plugins.core.feedback`.
@@ -73,10 +76,25 @@ class ModelError(RLMError):
     partial: object = None
 
 
+class ModelRateLimitError(ModelError):
+    """The provider rate-limited a model call: retry later or lower the concurrency."""
+
+
+class ModelAuthenticationError(ModelError):
+    """The provider refused the key (or the key may not use the model): check the key or the model name."""
+
+
+class ModelTimeoutError(ModelError, TimeoutError):
+    """A model call got no answer in time: retry, or raise the model client's timeout."""
+
+
 __all__ = [
     "ConfigurationError",
     "IsolationUnavailableError",
+    "ModelAuthenticationError",
     "ModelError",
+    "ModelRateLimitError",
+    "ModelTimeoutError",
     "RLMError",
     "SandboxCancelledError",
     "SandboxClosedError",

@@ -165,6 +165,7 @@ class Run:
                 except Exception as exc:
                     error = exc
         finally:
+            self.subcalls.stop_children()
             if self.sandbox is not None:
                 self.sandbox.close()
 
@@ -182,6 +183,7 @@ class Run:
                 except Exception as exc:
                     error = exc
         finally:
+            await self.subcalls.astop_children()
             if self.sandbox is not None:
                 await self.sandbox.aclose()
 
@@ -269,7 +271,7 @@ class Run:
             ),
         )
         for iteration in range(1, budget.limits.max_iterations + 1):
-            limit = budget.exhausted() or self.subcalls.refused
+            limit = budget.exhausted() or self.subcalls.refused or self.subcalls.reserve_turn()
             if limit:
                 reason = limit
                 break
@@ -291,7 +293,10 @@ class Run:
                 break
         else:
             reason = budget.exhausted() or self.subcalls.refused or "max_iterations"
-        if final is None:
+        refused = self.subcalls.reserve_turn() if final is None else None
+        if refused:
+            error = f"the extract step was not run: {refused}"
+        elif final is None:
             state.iteration = len(history)
             try:
                 completion = as_completion((yield _Op("extract", state)))
@@ -322,8 +327,12 @@ class Run:
             if not code or not code.strip():
                 step.notes.append(model_error("A code block was empty; write the code you want to run."))
                 continue
+            halt = self.subcalls.may_exec()
+            if halt:
+                step.notes.append(model_error(f"The code was not run: the run is over ({halt})."))
+                return None, None, halt
             left = budget.time_left()
-            timeout = engine.exec_timeout if left is None else max(0.1, min(engine.exec_timeout, left))
+            timeout = engine.exec_timeout if left is None else min(engine.exec_timeout, left)
             try:
                 result: ExecResult = yield _Op("exec", code, timeout)
             except SandboxError as exc:

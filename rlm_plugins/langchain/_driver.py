@@ -74,10 +74,12 @@ async def adrive(run: Run, flow: Any, log: CallLog, op: Any = None) -> RLMResult
 
 
 def _close(run: Run) -> None:
+    run.subcalls.stop_children()
     if run.sandbox is not None:
         run.sandbox.close()
 
 
 async def _aclose(run: Run) -> None:
+    await run.subcalls.astop_children()
     if run.sandbox is not None:
         await run.sandbox.aclose()

@@ -11,6 +11,7 @@ import re
 from types import ModuleType
 from typing import Any
 
+from rlm_plugins.core.model_errors import causes, class_names
 from rlm_plugins.core.ports import Completion, Usage
 from rlm_plugins.errors import ConfigurationError, ModelError, SubModelError
 
@@ -182,16 +183,6 @@ def _as_messages(prompt: str) -> Messages:
     return [{"role": "user", "content": prompt}]
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and its causes, outermost first (bounded, cycle-safe)."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain and len(chain) < 12:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
 def _detail(exc: BaseException) -> str:
     """The exception's message on one short line, without litellm's class-name prefixes."""
     lines = str(exc).strip().splitlines()
@@ -212,8 +203,7 @@ def _key_hint(chat: LiteLLMChat) -> str:
 
 def _describe(exc: Exception, chat: LiteLLMChat, timeout: float | None) -> str:
     """One line naming what failed and what to change, from a litellm (or openai / httpx) exception."""
-    chain = _chain(exc)
-    names = {cls.__name__ for error in chain for cls in type(error).__mro__}
+    chain, names = causes(exc), class_names(exc)
     text = " ".join(str(error) for error in chain).lower()
     model, detail = chat.model, _detail(exc)
     if names & {"Timeout", "APITimeoutError", "TimeoutException", "TimeoutError"}:
