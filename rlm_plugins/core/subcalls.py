@@ -9,11 +9,12 @@ string in that slot. `rlm_query` children draw on the same budget: each of their
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures as cf
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from rlm_plugins._threads import DaemonPool
 from rlm_plugins.core.children import Children, Lifecycle
 from rlm_plugins.core.events import SubCall, emit
 from rlm_plugins.core.ports import Completion, SubModel, as_completion
@@ -148,8 +149,9 @@ class SubCalls:
             return [refused] * len(items)
         if len(items) <= 1:
             return [self._slot(p) for p in items]
-        with cf.ThreadPoolExecutor(min(self.max_concurrency, len(items)), thread_name_prefix="rlm-sub") as pool:
-            return list(pool.map(self._slot, items))
+        pool = DaemonPool(min(self.max_concurrency, len(items)), "rlm-sub", idle=1.0)
+        futures = [pool.submit(contextvars.copy_context().run, self._slot, p) for p in items]
+        return [future.result() for future in futures]
 
     async def abatch(self, prompts: Any) -> list[str]:
         items = self._prompts(prompts)
