@@ -3,7 +3,8 @@
 `SandboxContract` holds the tests. One subclass per backend supplies its sandboxes through the `new_sandbox` and
 `isolation` fixtures: the local sandbox at every isolation level this machine offers (the `level` fixture; levels
 that do not work here are skipped with the reason), the in-process sandbox, and the e2b sandbox over the fake envd
-(`make_e2b`, which also checks that no process is left). `OutOfProcessContract` adds what only a sandbox in another
+(`make_e2b`, which also checks that no process is left), and the docker sandbox on a scratch image (`make_docker`,
+which also checks that no container is left). `OutOfProcessContract` adds what only a sandbox in another
 process can promise: `os._exit` in the in-process sandbox would end the test run itself.
 
 Each behaviour is tested through `execute` and, in its twin, through `aexecute`. What one backend alone does
@@ -319,3 +320,15 @@ class TestE2BSandbox(SandboxContract, OutOfProcessContract):
     @pytest.fixture
     def isolation(self) -> str:
         return "vm"
+
+
+class TestDockerSandbox(SandboxContract, OutOfProcessContract):
+    kind = "docker"
+
+    @pytest.fixture
+    def new_sandbox(self, make_docker) -> Callable[..., BaseSandbox]:
+        return make_docker
+
+    @pytest.fixture
+    def isolation(self) -> str:
+        return "container"

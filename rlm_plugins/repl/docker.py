@@ -1,0 +1,357 @@
+"""The `docker` sandbox: the driver in a locked-down container (Docker or Podman), over `start --attach --interactive`.
+
+The container is created with no network, a read-only root filesystem, a size-capped tmpfs work dir, no
+capabilities, no new privileges, a non-root user and memory / pid / cpu limits. The same `driver.py` every backend
+runs is copied in before the container starts, so any image with Python >= 3.9 works; protocol lines travel over
+the container's stdin and stdout through the engine's own CLI (no ports, no broker). Contexts are copied in once as
+a tar stream; a `pathlib.Path` that starts the sandbox is bind-mounted read-only instead when the engine is local.
+The container is removed on close, when it fails, and at exit; if the host dies, the driver sees its stdin close
+and the container removes itself. Leftovers carry the `rlm-plugins.sandbox` label (`rlm-plugins sandbox prune`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import pathlib
+import secrets
+import signal
+import subprocess
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rlm_plugins.errors import (
+    ConfigurationError,
+    SandboxClosedError,
+    SandboxError,
+    SandboxStartError,
+    SandboxTerminatedError,
+)
+from rlm_plugins.repl import driver as _driver
+from rlm_plugins.repl._ascii import ascii_view
+from rlm_plugins.repl._client import DEFAULT_MAX_LINE_BYTES, DriverClient
+from rlm_plugins.repl._docker_engine import (
+    DRIVER_DIR,
+    INPUT_DIR,
+    WORK_DIR,
+    Engine,
+    Resources,
+    create_args,
+    parse_size,
+)
+from rlm_plugins.repl._e2b_upload import iter_chunks
+from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, plan_load
+
+DEFAULT_IMAGE = "rlm-plugins-sandbox"
+"""The tag `rlm-plugins sandbox build-image` gives the image built from sandbox/Dockerfile."""
+_READ_SIZE = 1024 * 1024
+_OTHERS_READ = 0o004
+
+
+class DockerSandbox(BaseSandbox):
+    """Runs REPL code in a container of a local or remote Docker (or Podman) engine.
+
+    Args:
+        image: Any image with Python >= 3.9 on `python`; the driver is copied in at start.
+        engine: "docker" or "podman"; the command of that name talks to the engine (DOCKER_HOST etc. apply).
+        python: The interpreter command inside the image.
+        memory: Memory cap of the container (bytes or "2g"); also the heap rlimit, so a huge allocation is a
+            MemoryError in user code rather than the end of the container. None lifts it.
+        cpus: CPUs the container may use (e.g. 1.5); None lifts the cap.
+        pids: Processes and threads the container may have (caps fork bombs); None lifts the cap.
+        work_size: Size cap of the tmpfs work dir, which also holds contexts copied in.
+        network: Give the container the engine's default network; False (the default) gives it none.
+        mounts: Extra read-only bind mounts, as (host path, container path) pairs (local engines only).
+        bind_paths: Bind-mount a `pathlib.Path` context instead of copying it, when it is the load that starts the
+            sandbox; None (the default) does so when the engine is local.
+        start_timeout: Seconds to wait for the driver's first answer.
+        max_line_bytes: The largest protocol message accepted from the sandbox.
+        **options: `timeout`, `max_output_chars`, `grace`, `final_fields` (see `BaseSandbox`).
+
+    Examples:
+        >>> with DockerSandbox(image="python:3.12-slim") as sb:  # doctest: +SKIP
+        ...     sb.load("context", "hello world")
+        ...     sb.execute("len(context)").stdout
+        '11\\n'
+    """
+
+    kind = "docker"
+
+    def __init__(
+        self,
+        *,
+        image: str = DEFAULT_IMAGE,
+        engine: str = "docker",
+        python: str = "python3",
+        memory: int | str | None = "2g",
+        cpus: float | None = None,
+        pids: int | None = 256,
+        work_size: int | str = "1g",
+        network: bool = False,
+        mounts: Iterable[tuple[str | os.PathLike[str], str]] = (),
+        bind_paths: bool | None = None,
+        start_timeout: float = 60.0,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if cpus is not None and cpus <= 0:
+            raise ConfigurationError(f"cpus={cpus!r} must be positive, or None for no cap")
+        if pids is not None and pids <= 0:
+            raise ConfigurationError(f"pids={pids!r} must be positive, or None for no cap")
+        self.engine = Engine(engine)
+        self.image = image
+        self.python = python
+        self.resources = Resources(
+            parse_size(memory, "memory"), cpus, pids, parse_size(work_size, "work_size") or 0, network
+        )
+        self.mounts = [(os.fspath(source), target) for source, target in mounts]
+        self.bind_paths = self.engine.local if bind_paths is None else bind_paths
+        self.start_timeout = start_timeout
+        self.max_line_bytes = max_line_bytes
+        self.isolation: IsolationLevel = "container"
+        self.name = f"rlm-{secrets.token_hex(6)}"
+        self.container_id: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._client: DriverClient | None = None
+        self._hello: Any = None
+        self._loads = itertools.count(1)
+        self._start_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._removal: threading.Thread | None = None
+        self._closed = False
+        self._stderr_tail = bytearray()
+
+    def start(self) -> None:
+        self._spawn(())
+        self._greeted()
+
+    def _spawn(self, mounts: Iterable[tuple[str, str]]) -> bool:
+        """Create the container with `mounts`, copy the driver in and start it; False when it already ran."""
+        with self._start_lock:
+            if self._closed:
+                raise SandboxClosedError("this sandbox was closed; create a new one")
+            if self._proc is not None:
+                return False
+            args = create_args(
+                self.engine, name=self.name, image=self.image, python=self.python, resources=self.resources,
+                mounts=[*self.mounts, *mounts],
+            )  # fmt: skip
+            self._track()
+            try:
+                self.container_id = self.engine.check(args, timeout=self.start_timeout).strip() or self.name
+                source = pathlib.Path(_driver.__file__).read_bytes()
+                self.engine.copy_in(self.container_id, DRIVER_DIR, "driver.py", len(source), [source])
+                self._attach()
+            except BaseException as exc:
+                self._remove_container()
+                self._untrack()
+                if isinstance(exc, SandboxStartError) or not isinstance(exc, (SandboxError, OSError)):
+                    raise
+                raise SandboxStartError(f"the {self.engine.name} sandbox did not start: {exc}") from exc
+            return True
+
+    def _attach(self) -> None:
+        """Start the container attached: its stdin and stdout are the protocol channel."""
+        assert self.container_id is not None
+        self._proc = subprocess.Popen(
+            [self.engine.binary, "start", "--attach", "--interactive", self.container_id],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, bufsize=0,
+        )  # fmt: skip
+        self._client = DriverClient(self._write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
+        threading.Thread(target=self._read_stdout, name="rlm-docker-out", daemon=True).start()
+        threading.Thread(target=self._read_stderr, name="rlm-docker-err", daemon=True).start()
+        hello = {"type": "hello", "max_output_chars": self.max_output_chars, "final_fields": self.final_fields}
+        self._hello = self._client.request(hello)
+
+    def _greeted(self) -> None:
+        """Wait for the driver's answer to `hello`, once; a sandbox that never answers is closed."""
+        with self._start_lock:
+            hello, self._hello = self._hello, None
+        if hello is None:
+            return
+        assert self._client is not None
+        try:
+            reply = self._client.result(hello, timeout=self.start_timeout)
+        except SandboxError as exc:
+            self.close()
+            raise SandboxStartError(
+                f"the {self.engine.name} sandbox did not start: {exc}{self._stderr_hint()}"
+            ) from exc
+        if reply.get("version") != _driver.PROTOCOL_VERSION:
+            self.close()
+            raise SandboxStartError(f"the driver in the container speaks protocol {reply.get('version')!r}")
+
+    def _write(self, data: bytes) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise OSError("sandbox is not running")
+        with self._write_lock:
+            proc.stdin.write(data)
+
+    def _read_stdout(self) -> None:
+        proc, client = self._proc, self._client
+        assert proc is not None and proc.stdout is not None and client is not None
+        fd = proc.stdout.fileno()
+        while chunk := os.read(fd, _READ_SIZE):
+            client.feed(chunk)
+        code = proc.wait()
+        if not self._closed:
+            client.fail(SandboxTerminatedError(self._death_message(code)))
+
+    def _read_stderr(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stderr is not None
+        while chunk := proc.stderr.read(65536):
+            self._stderr_tail = (self._stderr_tail + chunk)[-4096:]
+
+    def _death_message(self, code: int) -> str:
+        if code < 0:
+            how = f"was killed by signal {-code}"
+        elif code == 137:
+            how = "was killed (exit code 137: out of memory, or killed from outside)"
+        else:
+            how = f"exited with code {code}"
+        return f"the sandbox container {how}; its REPL state is lost{self._stderr_hint()}"
+
+    def _stderr_hint(self) -> str:
+        tail = bytes(self._stderr_tail).decode("utf-8", "replace").strip()
+        return f" (its last output: {tail[-500:]})" if tail else ""
+
+    def _ready(self) -> DriverClient:
+        if self._closed:
+            raise SandboxClosedError("this sandbox was closed; create a new one")
+        if self._client is None or self._hello is not None:
+            self.start()
+        assert self._client is not None
+        if self._client.dead is not None:
+            self._join_removal()
+            raise self._client.dead
+        return self._client
+
+    def load(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
+        fmt, inline = plan_load(name, value, format)
+        if inline is not None:
+            return self._ready().call(inline, timeout=60)["info"]
+        size = _path_size(value) if isinstance(value, pathlib.Path) else None
+        path = f"{INPUT_DIR}/{next(self._loads)}-{name}"
+        if isinstance(value, pathlib.Path) and self._bindable(value) and self._spawn([(str(value.resolve()), path)]):
+            client = self._ready()
+        else:
+            client = self._ready()
+            path = f"{WORK_DIR}/.rlm-{path.rsplit('/', 1)[1]}"
+            self._copy(path, value, fmt, size)
+        return self._guard(client.call, {"type": "load", "name": name, "format": fmt, "path": path}, 600)["info"]
+
+    def _bindable(self, path: pathlib.Path) -> bool:
+        """A file the container's user can read in place (others may read it), on a local engine."""
+        return self.bind_paths and self._proc is None and bool(path.stat().st_mode & _OTHERS_READ)
+
+    def _copy(self, path: str, value: Any, fmt: Format, size: int | None) -> None:
+        assert self.container_id is not None
+        directory, name = path.rsplit("/", 1)
+        if isinstance(value, pathlib.Path):
+            assert size is not None
+            try:
+                source = open(value, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read the context file {str(value)!r}: {exc.strerror}") from exc
+            with source:
+                chunks = iter(lambda: source.read(_READ_SIZE), b"")
+                self._guard(self.engine.copy_in, self.container_id, directory, name, size, chunks)
+            return
+        size, parts = _payload(value, fmt)
+        self._guard(self.engine.copy_in, self.container_id, directory, name, size, parts)
+
+    def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:
+        client = self._ready()
+        with self._one_execution():
+            return self._guard(client.execute, code, tools or {}, timeout or self.timeout, self.grace)
+
+    async def aexecute(
+        self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
+    ) -> ExecResult:
+        client = self._ready()
+        with self._one_execution():
+            try:
+                return await client.aexecute(code, tools or {}, timeout or self.timeout, self.grace)
+            except SandboxError:
+                if client.dead is not None:
+                    await asyncio.to_thread(self._join_removal)
+                raise
+
+    def _guard(self, fn: Any, *args: Any) -> Any:
+        """Run a protocol call; when the channel died, raise only once the container is gone."""
+        try:
+            return fn(*args)
+        except SandboxError:
+            if self._client is not None and self._client.dead is not None:
+                self._join_removal()
+            raise
+
+    def _kill(self) -> None:
+        """Stop at once: kill the attached CLI (the driver sees its stdin close) and remove the container."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                proc.kill()
+        with self._start_lock:
+            if self._removal is None:
+                self._removal = threading.Thread(target=self._remove_container, name="rlm-docker-rm", daemon=True)
+                self._removal.start()
+
+    def _remove_container(self) -> None:
+        if self.container_id is not None:
+            self.engine.remove(self.container_id)
+
+    def _join_removal(self) -> None:
+        removal = self._removal
+        if removal is not None:
+            removal.join(60)
+
+    def close(self) -> None:
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._kill()  # the REPL state is discarded anyway: no graceful shutdown, which would race `--rm`
+        self._join_removal()
+        proc = self._proc
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+            proc.wait()
+        if self._client is not None:
+            self._client.fail(SandboxClosedError("this sandbox was closed; create a new one"))
+            self._client.shutdown()
+        self._untrack()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and getattr(self, "container_id", None) is not None:
+            self._kill()
+
+
+def _path_size(path: pathlib.Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the context file {str(path)!r}: {exc.strerror}") from exc
+
+
+def _payload(value: Any, fmt: Format) -> tuple[int, list[Any]]:
+    """The bytes of `value` for the driver's `read_value(path, fmt)` and their size; an ASCII str is not copied."""
+    if fmt == "text" and isinstance(value, str):
+        view = ascii_view(value)
+        if view is not None:
+            return len(view), [view]  # the caller holds `value`, which keeps the view valid
+    if fmt in ("bytes", "mmap") and isinstance(value, (bytes, bytearray, memoryview)):
+        view = memoryview(value).cast("B")
+        return len(view), [view]
+    parts = list(iter_chunks(value, fmt))
+    return sum(len(p) for p in parts), parts
