@@ -98,7 +98,7 @@ class Engine:
         return done.stdout
 
     def _hint(self, stderr: str) -> str:
-        if "No such image" in stderr or "image not known" in stderr or "pull access denied" in stderr:
+        if any(s in stderr for s in ("Unable to find image", "No such image", "image not known", "pull access denied")):
             return "; build the image with `rlm-plugins sandbox build-image`, or pass image='...' with Python >= 3.9"
         if "Cannot connect" in stderr or "connection refused" in stderr.lower():
             return f"; start the {self.name} daemon, or point DOCKER_HOST at one"

@@ -101,12 +101,11 @@ class DockerSandbox(BaseSandbox):
             raise ConfigurationError(f"cpus={cpus!r} must be positive, or None for no cap")
         if pids is not None and pids <= 0:
             raise ConfigurationError(f"pids={pids!r} must be positive, or None for no cap")
+        work = parse_size(work_size, "work_size") or 0
+        self.resources = Resources(parse_size(memory, "memory"), cpus, pids, work, network)
         self.engine = Engine(engine)
         self.image = image
         self.python = python
-        self.resources = Resources(
-            parse_size(memory, "memory"), cpus, pids, parse_size(work_size, "work_size") or 0, network
-        )
         self.mounts = [(os.fspath(source), target) for source, target in mounts]
         self.bind_paths = self.engine.local if bind_paths is None else bind_paths
         self.start_timeout = start_timeout

@@ -1,0 +1,205 @@
+"""What only the docker sandbox does: the container's lockdown, its removal, how contexts get in, the CLI.
+
+The shared behaviour is in `test_sandbox_contract.py` (`TestDockerSandbox`); attacks are in `test_docker_attacks.py`.
+All of it runs on the session's daemon and scratch image (`tests/fixtures_docker.py`), or skips with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from rlm_plugins import cli
+from rlm_plugins.errors import ConfigurationError, SandboxError, SandboxTimeoutError
+from rlm_plugins.repl import _docker_admin, create_sandbox
+from rlm_plugins.repl._docker_engine import LABEL, OWNER_LABEL, parse_size
+from tests.fixtures_docker import gone
+
+IGNORES_INTERRUPTS = (
+    "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass"
+)
+
+
+def inspect(container: str) -> dict:
+    done = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)[0]
+
+
+def test_container_is_locked_down(make_docker) -> None:
+    sb = make_docker(memory="512m", cpus=1.5, pids=64, work_size="8m")
+    sb.start()
+    info = inspect(sb.container_id)
+    host = info["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["NetworkMode"] == "none"
+    assert (host["Memory"], host["PidsLimit"], host["NanoCpus"]) == (512 * 1024**2, 64, 1_500_000_000)
+    assert info["Config"]["User"] == "65534:65534"
+    assert info["Config"]["Labels"][LABEL] == "1"
+    assert info["Config"]["Labels"][OWNER_LABEL].endswith(f":{os.getpid()}")
+    inside = sb.execute("import os\n[os.getuid(), os.getcwd(), os.statvfs('.').f_blocks * os.statvfs('.').f_frsize]")
+    assert inside.value == [65534, "/rlm/work", 8 * 1024**2]
+
+
+def test_network_true_keeps_the_engines_network(make_docker) -> None:
+    sb = make_docker(network=True)
+    sb.start()
+    assert inspect(sb.container_id)["HostConfig"]["NetworkMode"] != "none"
+
+
+def test_work_dir_is_capped(make_docker) -> None:
+    sb = make_docker(work_size="1m")
+    full = sb.execute("open('big', 'wb').write(b'x' * 2_000_000)")
+    assert full.error is not None and full.error.type == "OSError" and "No space left" in full.error.message
+    sb.execute("import os\nos.remove('big')")
+    with pytest.raises(SandboxError, match="raise work_size="):
+        sb.load("blob", b"x" * 2_000_000)
+    assert sb.execute("1").ok
+
+
+def test_bad_options_are_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError, match="engine='lxc'"):
+        create_sandbox("docker", engine="lxc")
+    with pytest.raises(ConfigurationError, match="'512x' is not a size"):
+        create_sandbox("docker", memory="512x")
+    with pytest.raises(ConfigurationError, match="pids=0"):
+        create_sandbox("docker", pids=0)
+    assert (parse_size("2g", "m"), parse_size("512m", "m"), parse_size(10, "m"), parse_size(None, "m")) == (
+        2 * 1024**3,
+        512 * 1024**2,
+        10,
+        None,
+    )
+
+
+def test_a_missing_image_says_how_to_build_one(make_docker) -> None:
+    with pytest.raises(SandboxError, match="rlm-plugins sandbox build-image"):
+        make_docker(image="rlm-plugins-no-such-image:0").start()
+
+
+def test_a_path_that_starts_the_sandbox_is_bind_mounted_read_only(make_docker, tmp_path) -> None:
+    path = tmp_path / "context.txt"
+    path.write_text("needle\n" * 1000)
+    path.chmod(0o644)
+    sb = make_docker()
+    assert sb.load("context", path) == {"type": "str", "length": 7000}
+    mounts = {m["Destination"]: m for m in inspect(sb.container_id)["Mounts"] if m["Type"] == "bind"}
+    assert mounts["/rlm/in/1-context"]["Source"] == str(path.resolve())
+    assert mounts["/rlm/in/1-context"]["RW"] is False
+    refused = sb.execute("open('/rlm/in/1-context', 'a')")
+    assert refused.error is not None and refused.error.type in ("OSError", "PermissionError")
+    assert sb.execute("import os\nsorted(os.listdir('.'))").value == []  # nothing was copied
+
+
+def test_other_paths_are_copied_once(make_docker, tmp_path) -> None:
+    private = tmp_path / "private.txt"
+    private.write_text("secret-ish\n")
+    private.chmod(0o600)  # the container's user could not read it in place
+    later = tmp_path / "later.txt"
+    later.write_text("later\n")
+    sb = make_docker()
+    assert sb.load("a", private) == {"type": "str", "length": 11}
+    assert sb.load("b", later) == {"type": "str", "length": 6}  # the container is running: no more mounts
+    assert [m for m in inspect(sb.container_id)["Mounts"] if m["Destination"].startswith("/rlm/in")] == []
+    assert sb.execute("import os\nsorted(os.listdir('.'))").value == [".rlm-1-a", ".rlm-2-b"]
+    assert sb.execute("a + b").value == "secret-ish\nlater\n"
+
+
+def test_bind_paths_false_copies(make_docker, tmp_path) -> None:
+    path = tmp_path / "context.txt"
+    path.write_text("x" * 100)
+    path.chmod(0o644)
+    sb = make_docker(bind_paths=False)
+    sb.load("context", path)
+    assert sb.execute("import os\nos.listdir('.')").value == [".rlm-1-context"]
+
+
+def test_a_stuck_execution_removes_the_container(make_docker, docker_engine) -> None:
+    sb = make_docker(grace=0.5)
+    sb.start()
+    with pytest.raises(SandboxTimeoutError):
+        sb.execute(IGNORES_INTERRUPTS, timeout=0.2)
+    assert gone(sb.container_id, docker_engine)
+    with pytest.raises(SandboxTimeoutError):
+        sb.execute("1")
+
+
+async def test_a_stuck_aexecution_removes_the_container(make_docker, docker_engine) -> None:
+    sb = make_docker(grace=0.5)
+    await sb.astart()
+    with pytest.raises(SandboxTimeoutError):
+        await sb.aexecute(IGNORES_INTERRUPTS, timeout=0.2)
+    assert gone(sb.container_id, docker_engine)
+
+
+HOST = """
+import os, signal, sys
+from rlm_plugins.repl import create_sandbox
+options = {options}
+sb = create_sandbox("docker", **options)
+sb.start()
+print(sb.container_id, flush=True)
+if sys.argv[1] == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_container_goes_when_the_host_exits_or_dies(how: str, docker_engine) -> None:
+    """At exit the sandbox is closed; a SIGKILLed host closes the container's stdin, and it removes itself."""
+    code = textwrap.dedent(HOST).format(options=repr(docker_engine.options))
+    done = subprocess.run(
+        [sys.executable, "-c", code, how], capture_output=True, text=True, timeout=120, check=False
+    )  # fmt: skip
+    assert done.returncode == (-signal.SIGKILL if how == "kill" else 0), done.stderr
+    container = done.stdout.strip()
+    assert container
+    assert gone(container, docker_engine, within=30)
+
+
+def test_prune_removes_only_orphans(make_docker, docker_engine, capsys) -> None:
+    """Containers whose creating process on this host is gone; `--all` (everything) is not run here, as it would
+    also remove the sandboxes of test runs sharing this daemon."""
+    orphan = subprocess.run(
+        ["docker", "create", "--label", f"{LABEL}=1", "--label", f"{OWNER_LABEL}={socket.gethostname()}:999999999",
+         docker_engine.options["image"], "true"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    live = make_docker()
+    live.start()
+    assert cli.main(["sandbox", "prune"]) == 0
+    assert orphan[:12] in capsys.readouterr().out
+    assert gone(orphan, docker_engine, within=0)
+    assert not gone(live.container_id, docker_engine, within=0)  # its process (this one) is alive
+
+
+def test_orphans_are_containers_of_dead_processes_on_this_host() -> None:
+    assert _docker_admin._orphaned(f"{socket.gethostname()}:999999999")
+    assert not _docker_admin._orphaned(f"{socket.gethostname()}:{os.getpid()}")
+    assert not _docker_admin._orphaned("another-host:999999999")
+    assert not _docker_admin._orphaned("")
+
+
+def test_build_image_builds_the_given_dockerfile(docker_engine, tmp_path, capsys) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM {docker_engine.options['image']}\nCOPY {_docker_admin.DRIVER_IN_CONTEXT} /opt/rlm/\n")
+    tag = "rlm-plugins-test-build:latest"
+    assert cli.main(["sandbox", "build-image", "--tag", tag, "--file", str(dockerfile)]) == 0
+    assert inspect(tag)["RepoTags"] == [tag]
+    options = {**docker_engine.options, "image": tag}
+    with create_sandbox("docker", **options) as sb:
+        assert sb.execute("import os\nos.path.getsize('/opt/rlm/driver.py') > 0").value is True
+    subprocess.run(["docker", "rmi", "--force", tag], capture_output=True, check=False)
+
+
+def test_build_image_without_a_dockerfile_says_what_to_pass(tmp_path, capsys) -> None:
+    assert cli.main(["sandbox", "build-image", "--file", str(tmp_path / "missing")]) == 1
+    assert "pass --file" in capsys.readouterr().err
