@@ -28,7 +28,9 @@ def docker_engine() -> Iterator[types.SimpleNamespace]:
         pytest.skip(f"the docker sandbox needs a Docker engine: {exc}")
     saved = os.environ.get("DOCKER_HOST")
     os.environ["DOCKER_HOST"] = host
-    yield types.SimpleNamespace(host=host, options=options, leftovers=lambda: engines.leftover_containers(host))
+    yield types.SimpleNamespace(
+        host=host, options=options, leftovers=lambda mine=True: engines.leftover_containers(host, mine)
+    )
     if saved is None:
         os.environ.pop("DOCKER_HOST", None)
     else:
@@ -38,7 +40,7 @@ def docker_engine() -> Iterator[types.SimpleNamespace]:
 def gone(container: str | None, engine: types.SimpleNamespace, within: float = 10.0) -> bool:
     """Whether `container` no longer exists, polling for up to `within` seconds (the engine removes asynchronously)."""
     deadline = time.monotonic() + within
-    while container is not None and any(container.startswith(c) for c in engine.leftovers()):
+    while container is not None and any(container.startswith(c) for c in engine.leftovers(mine=False)):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)

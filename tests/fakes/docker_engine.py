@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -133,11 +134,12 @@ def sandbox_options(host: str) -> dict[str, object]:
     return {"image": scratch_image(host), "python": PYTHON, "mounts": runtime_mounts()}
 
 
-def leftover_containers(host: str) -> list[str]:
-    """Ids of sandbox containers that exist right now."""
+def leftover_containers(host: str, mine: bool = True) -> list[str]:
+    """Ids of the sandbox containers that exist right now (only those this process made, unless `mine` is False)."""
     env = {**os.environ, "DOCKER_HOST": host}
+    owner = f"label=rlm-plugins.owner={socket.gethostname()}:{os.getpid()}"
     done = subprocess.run(
-        ["docker", "ps", "--all", "--quiet", "--filter", "label=rlm-plugins.sandbox"],
+        ["docker", "ps", "--all", "--quiet", "--filter", "label=rlm-plugins.sandbox", *(["--filter", owner] * mine)],
         capture_output=True, text=True, env=env, check=True,
     )  # fmt: skip
     return done.stdout.split()

@@ -203,3 +203,21 @@ def test_build_image_builds_the_given_dockerfile(docker_engine, tmp_path, capsys
 def test_build_image_without_a_dockerfile_says_what_to_pass(tmp_path, capsys) -> None:
     assert cli.main(["sandbox", "build-image", "--file", str(tmp_path / "missing")]) == 1
     assert "pass --file" in capsys.readouterr().err
+
+
+def test_official_constructor_runs_on_docker(scripted_openai, docker_engine) -> None:
+    """`environment="docker"` picks this backend; the engine's sub-calls reach the host from inside the container."""
+    from rlm_plugins import RLM
+    from tests.integration_tests.test_standalone_rlm import haystack, scripted
+
+    server = scripted_openai(scripted)
+    rlm = RLM(
+        backend="openai",
+        backend_kwargs={"model_name": "root-model", "base_url": server.base_url, "api_key": "sk-test"},
+        environment="docker",
+        environment_kwargs=docker_engine.options,
+        max_iterations=5,
+    )
+    assert rlm.sandbox_kind == "docker"
+    assert rlm.completion(haystack(), root_prompt="magic number?").response == "4242"
+    assert docker_engine.leftovers() == []  # the run closed its sandbox
