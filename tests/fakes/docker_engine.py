@@ -26,6 +26,7 @@ from pathlib import Path
 
 STATE = Path("/tmp/rlm-dockerd")
 SOCKET = f"unix://{STATE}/docker.sock"
+SYSTEM_SOCKET = "unix:///var/run/docker.sock"
 PYTHON = os.path.realpath(sys.executable)
 """The interpreter in the container: the real binary behind this one (the driver needs only the stdlib)."""
 
@@ -65,6 +66,8 @@ def ensure_daemon() -> str:
         raise EngineUnavailable("the docker command is not installed (apt-get install docker.io)")
     if os.environ.get("DOCKER_HOST") and _works(None):
         return os.environ["DOCKER_HOST"]
+    if os.path.exists(SYSTEM_SOCKET[len("unix://") :]) and _works(SYSTEM_SOCKET):
+        return SYSTEM_SOCKET
     if _works(SOCKET):
         return SOCKET
     dockerd = shutil.which("dockerd")
