@@ -27,7 +27,6 @@ OWNER_LABEL = "rlm-plugins.owner"
 SANDBOX_USER = "65534:65534"
 DRIVER_DIR = "/rlm/bin"
 WORK_DIR = "/rlm/work"
-INPUT_DIR = "/rlm/in"
 ENGINES = ("docker", "podman")
 _SIZE = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -152,11 +151,14 @@ def create_args(
     python: str,
     resources: Resources,
     mounts: Sequence[tuple[str, str]],
+    driver_volume: bool,
 ) -> list[str]:
     """The `create` command of a sandbox container: no network, read-only root, no capabilities, non-root."""
     args = ["create", "--interactive", "--rm", "--name", name, *engine.sandbox_labels()]
     args += ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", SANDBOX_USER]
-    args += ["--workdir", WORK_DIR, "--volume", DRIVER_DIR, *engine.work_mount(resources.work_size)]
+    args += ["--workdir", WORK_DIR, *engine.work_mount(resources.work_size)]
+    if driver_volume:  # an anonymous volume: `cp` can fill it before the container starts, despite --read-only
+        args += ["--volume", DRIVER_DIR]
     for var in ("HOME", "TMPDIR"):
         args += ["--env", f"{var}={WORK_DIR}"]
     args += ["--env", "LANG=C.UTF-8", "--env", "LC_ALL=C.UTF-8"]

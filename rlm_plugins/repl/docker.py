@@ -2,9 +2,10 @@
 
 The container is created with no network, a read-only root filesystem, a size-capped tmpfs work dir, no
 capabilities, no new privileges, a non-root user and memory / pid / cpu limits. The same `driver.py` every backend
-runs is copied in before the container starts, so any image with Python >= 3.9 works; protocol lines travel over
-the container's stdin and stdout through the engine's own CLI (no ports, no broker). Contexts are copied in once as
-a tar stream; a `pathlib.Path` that starts the sandbox is bind-mounted read-only instead when the engine is local.
+runs is mounted (local engine) or copied in before the container starts, so any image with Python >= 3.9 works;
+protocol lines travel over the container's stdin and stdout through the engine's own CLI (no ports, no broker).
+Contexts go in once: with a local engine through a private staging directory mounted read-only (a `pathlib.Path`
+whose load starts the sandbox is bind-mounted itself), with a remote one as a tar stream (`cp`).
 The container is removed on close, when it fails, and at exit; if the host dies, the driver sees its stdin close
 and the container removes itself. Leftovers carry the `rlm-plugins.sandbox` label (`rlm-plugins sandbox prune`).
 """
@@ -30,24 +31,21 @@ from rlm_plugins.errors import (
     SandboxTerminatedError,
 )
 from rlm_plugins.repl import driver as _driver
-from rlm_plugins.repl._ascii import ascii_view
 from rlm_plugins.repl._client import DEFAULT_MAX_LINE_BYTES, DriverClient
 from rlm_plugins.repl._docker_engine import (
     DRIVER_DIR,
-    INPUT_DIR,
     WORK_DIR,
     Engine,
     Resources,
     create_args,
     parse_size,
 )
-from rlm_plugins.repl._e2b_upload import iter_chunks
+from rlm_plugins.repl._docker_files import PATHS_DIR, Staging, open_context, path_size, payload, readable_in_place
 from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, plan_load
 
 DEFAULT_IMAGE = "rlm-plugins-sandbox"
 """The tag `rlm-plugins sandbox build-image` gives the image built from sandbox/Dockerfile."""
 _READ_SIZE = 1024 * 1024
-_OTHERS_READ = 0o004
 
 
 class DockerSandbox(BaseSandbox):
@@ -64,8 +62,9 @@ class DockerSandbox(BaseSandbox):
         work_size: Size cap of the tmpfs work dir, which also holds contexts copied in.
         network: Give the container the engine's default network; False (the default) gives it none.
         mounts: Extra read-only bind mounts, as (host path, container path) pairs (local engines only).
-        bind_paths: Bind-mount a `pathlib.Path` context instead of copying it, when it is the load that starts the
-            sandbox; None (the default) does so when the engine is local.
+        host_files: Share files with the container through read-only bind mounts (the driver, a staging directory
+            for contexts, a `pathlib.Path` whose load starts the sandbox) rather than copying them in with `cp`;
+            None (the default) does so when the engine is local (DOCKER_HOST unset or a unix socket).
         start_timeout: Seconds to wait for the driver's first answer.
         max_line_bytes: The largest protocol message accepted from the sandbox.
         **options: `timeout`, `max_output_chars`, `grace`, `final_fields` (see `BaseSandbox`).
@@ -91,7 +90,7 @@ class DockerSandbox(BaseSandbox):
         work_size: int | str = "1g",
         network: bool = False,
         mounts: Iterable[tuple[str | os.PathLike[str], str]] = (),
-        bind_paths: bool | None = None,
+        host_files: bool | None = None,
         start_timeout: float = 60.0,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         **options: Any,
@@ -107,7 +106,7 @@ class DockerSandbox(BaseSandbox):
         self.image = image
         self.python = python
         self.mounts = [(os.fspath(source), target) for source, target in mounts]
-        self.bind_paths = self.engine.local if bind_paths is None else bind_paths
+        self.host_files = self.engine.local if host_files is None else host_files
         self.start_timeout = start_timeout
         self.max_line_bytes = max_line_bytes
         self.isolation: IsolationLevel = "container"
@@ -120,6 +119,7 @@ class DockerSandbox(BaseSandbox):
         self._start_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._removal: threading.Thread | None = None
+        self._staging: Staging | None = None
         self._closed = False
         self._stderr_tail = bytearray()
 
@@ -134,18 +134,29 @@ class DockerSandbox(BaseSandbox):
                 raise SandboxClosedError("this sandbox was closed; create a new one")
             if self._proc is not None:
                 return False
-            args = create_args(
-                self.engine, name=self.name, image=self.image, python=self.python, resources=self.resources,
-                mounts=[*self.mounts, *mounts],
-            )  # fmt: skip
             self._track()
             try:
+                mounts = [*self.mounts, *mounts]
+                driver = pathlib.Path(_driver.__file__)
+                mount_driver = self.host_files and readable_in_place(driver)
+                if mount_driver:
+                    mounts.append((str(driver), f"{DRIVER_DIR}/driver.py"))
+                if self.host_files:
+                    self._staging = Staging()
+                    mounts.append(self._staging.mount())
+                args = create_args(
+                    self.engine, name=self.name, image=self.image, python=self.python, resources=self.resources,
+                    mounts=mounts, driver_volume=not mount_driver,
+                )  # fmt: skip
                 self.container_id = self.engine.check(args, timeout=self.start_timeout).strip() or self.name
-                source = pathlib.Path(_driver.__file__).read_bytes()
-                self.engine.copy_in(self.container_id, DRIVER_DIR, "driver.py", len(source), [source])
+                if not mount_driver:
+                    source = driver.read_bytes()
+                    self.engine.copy_in(self.container_id, DRIVER_DIR, "driver.py", len(source), [source])
                 self._attach()
             except BaseException as exc:
                 self._remove_container()
+                if self._staging is not None:
+                    self._staging.close()
                 self._untrack()
                 if isinstance(exc, SandboxStartError) or not isinstance(exc, (SandboxError, OSError)):
                     raise
@@ -235,34 +246,38 @@ class DockerSandbox(BaseSandbox):
         fmt, inline = plan_load(name, value, format)
         if inline is not None:
             return self._ready().call(inline, timeout=60)["info"]
-        size = _path_size(value) if isinstance(value, pathlib.Path) else None
-        path = f"{INPUT_DIR}/{next(self._loads)}-{name}"
-        if isinstance(value, pathlib.Path) and self._bindable(value) and self._spawn([(str(value.resolve()), path)]):
-            client = self._ready()
-        else:
-            client = self._ready()
-            path = f"{WORK_DIR}/.rlm-{path.rsplit('/', 1)[1]}"
-            self._copy(path, value, fmt, size)
-        return self._guard(client.call, {"type": "load", "name": name, "format": fmt, "path": path}, 600)["info"]
+        size = path_size(value) if isinstance(value, pathlib.Path) else None
+        label = f"{next(self._loads)}-{name}"
+        if isinstance(value, pathlib.Path) and self._proc is None and self.host_files and readable_in_place(value):
+            target = f"{PATHS_DIR}/{label}"
+            if self._spawn([(str(value.resolve()), target)]):
+                return self._load_file(name, fmt, target)
+        self._ready()
+        if self._staging is not None:
+            host, target = self._staging.put(value, fmt)
+            try:
+                return self._load_file(name, fmt, target)
+            finally:
+                self._staging.remove(host)
+        target = f"{WORK_DIR}/.rlm-{label}"
+        self._copy(target, value, fmt, size)
+        return self._load_file(name, fmt, target)
 
-    def _bindable(self, path: pathlib.Path) -> bool:
-        """A file the container's user can read in place (others may read it), on a local engine."""
-        return self.bind_paths and self._proc is None and bool(path.stat().st_mode & _OTHERS_READ)
+    def _load_file(self, name: str, fmt: Format, path: str) -> dict[str, Any]:
+        msg = {"type": "load", "name": name, "format": fmt, "path": path}
+        return self._guard(self._ready().call, msg, 600)["info"]
 
     def _copy(self, path: str, value: Any, fmt: Format, size: int | None) -> None:
+        """Stream a value into the running container's work dir (the remote-engine way)."""
         assert self.container_id is not None
         directory, name = path.rsplit("/", 1)
         if isinstance(value, pathlib.Path):
             assert size is not None
-            try:
-                source = open(value, "rb")  # noqa: SIM115 - closed below
-            except OSError as exc:
-                raise ConfigurationError(f"cannot read the context file {str(value)!r}: {exc.strerror}") from exc
-            with source:
+            with open_context(value) as source:
                 chunks = iter(lambda: source.read(_READ_SIZE), b"")
                 self._guard(self.engine.copy_in, self.container_id, directory, name, size, chunks)
             return
-        size, parts = _payload(value, fmt)
+        size, parts = payload(value, fmt)
         self._guard(self.engine.copy_in, self.container_id, directory, name, size, parts)
 
     def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:
@@ -301,8 +316,9 @@ class DockerSandbox(BaseSandbox):
                 proc.kill()
         with self._start_lock:
             if self._removal is None:
-                self._removal = threading.Thread(target=self._remove_container, name="rlm-docker-rm", daemon=True)
-                self._removal.start()
+                removal = threading.Thread(target=self._remove_container, name="rlm-docker-rm", daemon=True)
+                removal.start()
+                self._removal = removal
 
     def _remove_container(self) -> None:
         if self.container_id is not None:
@@ -329,28 +345,10 @@ class DockerSandbox(BaseSandbox):
         if self._client is not None:
             self._client.fail(SandboxClosedError("this sandbox was closed; create a new one"))
             self._client.shutdown()
+        if self._staging is not None:
+            self._staging.close()
         self._untrack()
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "container_id", None) is not None:
             self._kill()
-
-
-def _path_size(path: pathlib.Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read the context file {str(path)!r}: {exc.strerror}") from exc
-
-
-def _payload(value: Any, fmt: Format) -> tuple[int, list[Any]]:
-    """The bytes of `value` for the driver's `read_value(path, fmt)` and their size; an ASCII str is not copied."""
-    if fmt == "text" and isinstance(value, str):
-        view = ascii_view(value)
-        if view is not None:
-            return len(view), [view]  # the caller holds `value`, which keeps the view valid
-    if fmt in ("bytes", "mmap") and isinstance(value, (bytes, bytearray, memoryview)):
-        view = memoryview(value).cast("B")
-        return len(view), [view]
-    parts = list(iter_chunks(value, fmt))
-    return sum(len(p) for p in parts), parts

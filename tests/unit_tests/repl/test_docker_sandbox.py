@@ -56,7 +56,7 @@ def test_network_true_keeps_the_engines_network(make_docker) -> None:
 
 
 def test_work_dir_is_capped(make_docker) -> None:
-    sb = make_docker(work_size="1m")
+    sb = make_docker(work_size="1m", host_files=False)  # a remote engine's contexts land in the work dir
     full = sb.execute("open('big', 'wb').write(b'x' * 2_000_000)")
     assert full.error is not None and full.error.type == "OSError" and "No space left" in full.error.message
     sb.execute("import os\nos.remove('big')")
@@ -85,21 +85,25 @@ def test_a_missing_image_says_how_to_build_one(make_docker) -> None:
         make_docker(image="rlm-plugins-no-such-image:0").start()
 
 
+def _binds(container: str) -> dict[str, dict]:
+    return {m["Destination"]: m for m in inspect(container)["Mounts"] if m["Type"] == "bind"}
+
+
 def test_a_path_that_starts_the_sandbox_is_bind_mounted_read_only(make_docker, tmp_path) -> None:
     path = tmp_path / "context.txt"
     path.write_text("needle\n" * 1000)
     path.chmod(0o644)
     sb = make_docker()
     assert sb.load("context", path) == {"type": "str", "length": 7000}
-    mounts = {m["Destination"]: m for m in inspect(sb.container_id)["Mounts"] if m["Type"] == "bind"}
-    assert mounts["/rlm/in/1-context"]["Source"] == str(path.resolve())
-    assert mounts["/rlm/in/1-context"]["RW"] is False
-    refused = sb.execute("open('/rlm/in/1-context', 'a')")
+    binds = _binds(sb.container_id)
+    assert binds["/rlm/paths/1-context"]["Source"] == str(path.resolve())
+    assert binds["/rlm/paths/1-context"]["RW"] is False
+    refused = sb.execute("open('/rlm/paths/1-context', 'a')")
     assert refused.error is not None and refused.error.type in ("OSError", "PermissionError")
-    assert sb.execute("import os\nsorted(os.listdir('.'))").value == []  # nothing was copied
+    assert sb.execute("import os\nos.listdir('.')").value == []  # nothing was copied
 
 
-def test_other_paths_are_copied_once(make_docker, tmp_path) -> None:
+def test_other_loads_pass_through_a_read_only_staging_dir_and_are_deleted(make_docker, tmp_path) -> None:
     private = tmp_path / "private.txt"
     private.write_text("secret-ish\n")
     private.chmod(0o600)  # the container's user could not read it in place
@@ -108,18 +112,31 @@ def test_other_paths_are_copied_once(make_docker, tmp_path) -> None:
     sb = make_docker()
     assert sb.load("a", private) == {"type": "str", "length": 11}
     assert sb.load("b", later) == {"type": "str", "length": 6}  # the container is running: no more mounts
-    assert [m for m in inspect(sb.container_id)["Mounts"] if m["Destination"].startswith("/rlm/in")] == []
-    assert sb.execute("import os\nsorted(os.listdir('.'))").value == [".rlm-1-a", ".rlm-2-b"]
-    assert sb.execute("a + b").value == "secret-ish\nlater\n"
+    assert sb.load("c", "é" * 70_000) == {"type": "str", "length": 70_000}
+    assert sb.load("m", b"\x01" * 100_000, format="mmap") == {"type": "mmap", "length": 100_000}
+    binds = _binds(sb.container_id)
+    staging = binds["/rlm/in"]["Source"]
+    assert binds["/rlm/in"]["RW"] is False and not any(d.startswith("/rlm/paths") for d in binds)
+    assert os.listdir(staging) == []  # each file was deleted once the driver had read it
+    assert sb.execute("import os\nos.listdir('.')").value == []
+    assert sb.execute("import os\nos.listdir('/rlm/in')").error.type == "PermissionError"  # names are not listed
+    assert sb.execute("[a + b, len(c), m[:2] == b'\\x01\\x01']").value == ["secret-ish\nlater\n", 70_000, True]
+    assert sb.execute("open('/rlm/in/x', 'w')").error is not None
+    sb.close()
+    assert not os.path.exists(staging)
 
 
-def test_bind_paths_false_copies(make_docker, tmp_path) -> None:
+def test_host_files_false_copies_the_driver_and_contexts_in(make_docker, tmp_path) -> None:
+    """What a remote engine gets: nothing of the host is mounted, everything travels with `cp`."""
     path = tmp_path / "context.txt"
     path.write_text("x" * 100)
     path.chmod(0o644)
-    sb = make_docker(bind_paths=False)
+    sb = make_docker(host_files=False)
     sb.load("context", path)
-    assert sb.execute("import os\nos.listdir('.')").value == [".rlm-1-context"]
+    sb.load("more", "y" * 70_000)
+    assert not any(d.startswith("/rlm/") for d in _binds(sb.container_id))
+    assert sb.execute("import os\nsorted(os.listdir('.'))").value == [".rlm-1-context", ".rlm-2-more"]
+    assert sb.execute("[len(context), len(more)]").value == [100, 70_000]
 
 
 def test_a_stuck_execution_removes_the_container(make_docker, docker_engine) -> None:
