@@ -103,12 +103,19 @@ class Engine:
             return f"; start the {self.name} daemon, or point DOCKER_HOST at one"
         return ""
 
-    def remove(self, container: str) -> None:
-        """Force-remove a container and its anonymous volumes; gone already is fine."""
+    def remove(self, container: str, within: float = 30.0) -> None:
+        """Force-remove a container and its anonymous volumes, and wait until it is gone; gone already is fine."""
+        deadline = time.monotonic() + within
         try:
-            self.run(["rm", "--force", "--volumes", container], timeout=60)
+            done = self.run(["rm", "--force", "--volumes", container], timeout=within)
+            if "already in progress" in done.stderr:  # its own `--rm` got there first
+                while self.exists(container) and time.monotonic() < deadline:
+                    time.sleep(0.05)
         except SandboxError:
             pass
+
+    def exists(self, container: str) -> bool:
+        return self.run(["container", "inspect", "--format", "{{.Id}}", container], timeout=30).returncode == 0
 
     def copy_in(
         self, container: str, directory: str, name: str, size: int, chunks: Iterable[bytes | memoryview]

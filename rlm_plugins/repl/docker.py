@@ -41,6 +41,7 @@ from rlm_plugins.repl._docker_engine import (
     parse_size,
 )
 from rlm_plugins.repl._docker_files import PATHS_DIR, Staging, open_context, path_size, payload, readable_in_place
+from rlm_plugins.repl._pipes import PipeChannel
 from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, plan_load
 
 DEFAULT_IMAGE = "rlm-plugins-sandbox"
@@ -112,16 +113,15 @@ class DockerSandbox(BaseSandbox):
         self.isolation: IsolationLevel = "container"
         self.name = f"rlm-{secrets.token_hex(6)}"
         self.container_id: str | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._pipes: PipeChannel | None = None
         self._client: DriverClient | None = None
         self._hello: Any = None
         self._loads = itertools.count(1)
         self._start_lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._removal: threading.Thread | None = None
+        self._removal_lock = threading.Lock()
         self._staging: Staging | None = None
         self._closed = False
-        self._stderr_tail = bytearray()
 
     def start(self) -> None:
         self._spawn(())
@@ -132,7 +132,7 @@ class DockerSandbox(BaseSandbox):
         with self._start_lock:
             if self._closed:
                 raise SandboxClosedError("this sandbox was closed; create a new one")
-            if self._proc is not None:
+            if self._pipes is not None:
                 return False
             self._track()
             try:
@@ -166,14 +166,14 @@ class DockerSandbox(BaseSandbox):
     def _attach(self) -> None:
         """Start the container attached: its stdin and stdout are the protocol channel."""
         assert self.container_id is not None
-        self._proc = subprocess.Popen(
+        proc = subprocess.Popen(
             [self.engine.binary, "start", "--attach", "--interactive", self.container_id],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True, bufsize=0,
         )  # fmt: skip
-        self._client = DriverClient(self._write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
-        threading.Thread(target=self._read_stdout, name="rlm-docker-out", daemon=True).start()
-        threading.Thread(target=self._read_stderr, name="rlm-docker-err", daemon=True).start()
+        self._pipes = PipeChannel(proc, self._exited, "rlm-docker")
+        self._client = DriverClient(self._pipes.write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
+        self._pipes.serve(self._client)
         hello = {"type": "hello", "max_output_chars": self.max_output_chars, "final_fields": self.final_fields}
         self._hello = self._client.request(hello)
 
@@ -188,35 +188,15 @@ class DockerSandbox(BaseSandbox):
             reply = self._client.result(hello, timeout=self.start_timeout)
         except SandboxError as exc:
             self.close()
-            raise SandboxStartError(
-                f"the {self.engine.name} sandbox did not start: {exc}{self._stderr_hint()}"
-            ) from exc
+            raise SandboxStartError(f"the {self.engine.name} sandbox did not start: {exc}{self._hint()}") from exc
         if reply.get("version") != _driver.PROTOCOL_VERSION:
             self.close()
             raise SandboxStartError(f"the driver in the container speaks protocol {reply.get('version')!r}")
 
-    def _write(self, data: bytes) -> None:
-        proc = self._proc
-        if proc is None or proc.stdin is None:
-            raise OSError("sandbox is not running")
-        with self._write_lock:
-            proc.stdin.write(data)
-
-    def _read_stdout(self) -> None:
-        proc, client = self._proc, self._client
-        assert proc is not None and proc.stdout is not None and client is not None
-        fd = proc.stdout.fileno()
-        while chunk := os.read(fd, _READ_SIZE):
-            client.feed(chunk)
-        code = proc.wait()
-        if not self._closed:
-            client.fail(SandboxTerminatedError(self._death_message(code)))
-
-    def _read_stderr(self) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stderr is not None
-        while chunk := proc.stderr.read(65536):
-            self._stderr_tail = (self._stderr_tail + chunk)[-4096:]
+    def _exited(self, code: int) -> None:
+        """The attached CLI ended: the container stopped (or was removed)."""
+        if not self._closed and self._client is not None:
+            self._client.fail(SandboxTerminatedError(self._death_message(code)))
 
     def _death_message(self, code: int) -> str:
         if code < 0:
@@ -225,11 +205,10 @@ class DockerSandbox(BaseSandbox):
             how = "was killed (exit code 137: out of memory, or killed from outside)"
         else:
             how = f"exited with code {code}"
-        return f"the sandbox container {how}; its REPL state is lost{self._stderr_hint()}"
+        return f"the sandbox container {how}; its REPL state is lost{self._hint()}"
 
-    def _stderr_hint(self) -> str:
-        tail = bytes(self._stderr_tail).decode("utf-8", "replace").strip()
-        return f" (its last output: {tail[-500:]})" if tail else ""
+    def _hint(self) -> str:
+        return "" if self._pipes is None else self._pipes.hint()
 
     def _ready(self) -> DriverClient:
         if self._closed:
@@ -248,7 +227,7 @@ class DockerSandbox(BaseSandbox):
             return self._ready().call(inline, timeout=60)["info"]
         size = path_size(value) if isinstance(value, pathlib.Path) else None
         label = f"{next(self._loads)}-{name}"
-        if isinstance(value, pathlib.Path) and self._proc is None and self.host_files and readable_in_place(value):
+        if isinstance(value, pathlib.Path) and self._pipes is None and self.host_files and readable_in_place(value):
             target = f"{PATHS_DIR}/{label}"
             if self._spawn([(str(value.resolve()), target)]):
                 return self._load_file(name, fmt, target)
@@ -307,22 +286,23 @@ class DockerSandbox(BaseSandbox):
             raise
 
     def _kill(self) -> None:
-        """Stop at once: kill the attached CLI (the driver sees its stdin close) and remove the container."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                proc.kill()
-        with self._start_lock:
+        """Remove the container (killing what runs in it), then the attached CLI; on a thread, started once."""
+        with self._removal_lock:  # not the start lock: a failed write during start lands here
             if self._removal is None:
                 removal = threading.Thread(target=self._remove_container, name="rlm-docker-rm", daemon=True)
                 removal.start()
                 self._removal = removal
 
     def _remove_container(self) -> None:
+        """`rm --force` first: killing the CLI first would let the driver exit and race `--rm` for the removal."""
         if self.container_id is not None:
             self.engine.remove(self.container_id)
+        proc = None if self._pipes is None else self._pipes.proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                proc.kill()
 
     def _join_removal(self) -> None:
         removal = self._removal
@@ -336,12 +316,9 @@ class DockerSandbox(BaseSandbox):
             self._closed = True
         self._kill()  # the REPL state is discarded anyway: no graceful shutdown, which would race `--rm`
         self._join_removal()
-        proc = self._proc
-        if proc is not None:
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-            proc.wait()
+        if self._pipes is not None:
+            self._pipes.close()
+            self._pipes.proc.wait()
         if self._client is not None:
             self._client.fail(SandboxClosedError("this sandbox was closed; create a new one"))
             self._client.shutdown()
