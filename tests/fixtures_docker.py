@@ -37,6 +37,15 @@ def docker_engine() -> Iterator[types.SimpleNamespace]:
         os.environ["DOCKER_HOST"] = saved
 
 
+@pytest.fixture(scope="session")
+def podman_options() -> dict[str, Any]:
+    """`create_sandbox("docker", ...)` options for rootful podman and the scratch image; skips without podman."""
+    try:
+        return engines.podman_options()
+    except engines.EngineUnavailable as exc:
+        pytest.skip(f"the docker sandbox on podman needs podman: {exc}")
+
+
 def gone(container: str | None, engine: types.SimpleNamespace, within: float = 10.0) -> bool:
     """Whether `container` no longer exists, polling for up to `within` seconds (the engine removes asynchronously)."""
     deadline = time.monotonic() + within

@@ -17,7 +17,10 @@ CHECKOUT_DOCKERFILE = pathlib.Path(__file__).resolve().parents[2] / "sandbox" / 
 """sandbox/Dockerfile of a source checkout (an installed wheel has none: pass `dockerfile=`)."""
 DRIVER_IN_CONTEXT = "rlm_plugins/repl/driver.py"
 """Where the build context holds the driver, as sandbox/Dockerfile expects it (relative to the repository root)."""
-_PS_FORMAT = "{{.ID}} {{.Label " + f'"{OWNER_LABEL}"' + "}}"
+_PS_FORMAT = {  # a container's id and owner label: docker's `ps` has a Label function, podman's a Labels map
+    "docker": "{{.ID}} {{.Label " + f'"{OWNER_LABEL}"' + "}}",
+    "podman": "{{.ID}} {{index .Labels " + f'"{OWNER_LABEL}"' + "}}",
+}
 
 
 def _orphaned(owner: str) -> bool:
@@ -40,9 +43,7 @@ def prune(engine: str = "docker", everything: bool = False) -> list[str]:
     Returns the ids removed.
     """
     cli = Engine(engine)
-    listing = cli.run(
-        ["ps", "--all", "--filter", f"label={LABEL}", "--format", f'{{{{.ID}}}} {{{{.Label "{OWNER_LABEL}"}}}}']
-    )
+    listing = cli.run(["ps", "--all", "--filter", f"label={LABEL}", "--format", _PS_FORMAT[cli.name]])
     if listing.returncode != 0:
         raise SandboxError(f"`{engine} ps` failed: {listing.stderr.strip()}")
     removed = []

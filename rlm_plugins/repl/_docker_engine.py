@@ -28,6 +28,9 @@ SANDBOX_USER = "65534:65534"
 DRIVER_DIR = "/rlm/bin"
 WORK_DIR = "/rlm/work"
 ENGINES = ("docker", "podman")
+OPEN_FILES = 1024
+"""Open files per container process, as the local sandbox allows."""
+PODMAN_NPROC = 4096
 _SIZE = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -107,7 +110,8 @@ class Engine:
         """Force-remove a container and its anonymous volumes, and wait until it is gone; gone already is fine."""
         deadline = time.monotonic() + within
         try:
-            done = self.run(["rm", "--force", "--volumes", container], timeout=within)
+            now = ["--time", "0"] if self.name == "podman" else []  # podman's rm waits 10 s for a SIGTERM first
+            done = self.run(["rm", "--force", "--volumes", *now, container], timeout=within)
             if "already in progress" in done.stderr:  # its own `--rm` got there first
                 while self.exists(container) and time.monotonic() < deadline:
                     time.sleep(0.05)
@@ -178,6 +182,10 @@ def create_args(
         args += ["--cpus", str(resources.cpus)]
     if resources.pids is not None:
         args += ["--pids-limit", str(resources.pids)]
+    args += ["--ulimit", f"nofile={OPEN_FILES}:{OPEN_FILES}"]
+    if engine.name == "podman":  # podman's default nproc rlimit is one a host without CAP_SYS_RESOURCE cannot grant
+        nproc = resources.pids or PODMAN_NPROC
+        args += ["--ulimit", f"nproc={nproc}:{nproc}"]
     for source, target in mounts:
         args += ["--mount", f"type=bind,source={source},target={target},readonly"]
     return [*args, image, python, "-I", "-X", "utf8", "-u", f"{DRIVER_DIR}/driver.py"]

@@ -1,10 +1,11 @@
-"""A Docker engine for tests and benchmarks on a machine without Docker Hub: a private daemon and a scratch image.
+"""Container engines for tests and benchmarks on a machine without Docker Hub: a private daemon and a scratch image.
 
 `ensure_daemon()` finds a working daemon (`DOCKER_HOST`, the system one) or starts Debian's `dockerd` on a private
 socket under /tmp (no bridge, no iptables: sandboxes run with `--network none`); the daemon stays up for the next
 run. `scratch_image()` imports an image holding only empty directories and symlinks; `runtime_mounts()` are this
 machine's Python runtime and libraries, bind-mounted read-only (the same directories bubblewrap mounts for the
-local sandbox), and `PYTHON` the interpreter the container runs. Both are guarded by a lock file, so concurrent
+local sandbox), and `PYTHON` the interpreter the container runs; `podman_options()` is the same for rootful
+podman, which needs no daemon. Both are guarded by a lock file, so concurrent
 test runs share one daemon and one image.
 """
 
@@ -119,22 +120,35 @@ def _tarball(mounts: list[tuple[str, str]]) -> bytes:
     return buffer.getvalue()
 
 
-def scratch_image(host: str) -> str:
-    """The tag of an image holding only mount points; imported once per machine."""
+def scratch_image(host: str | None, engine: str = "docker") -> str:
+    """The name of an image holding only mount points; imported once per machine and engine."""
     data = _tarball(runtime_mounts())
     tag = f"rlm-plugins-scratch:{hashlib.sha256(data).hexdigest()[:12]}"
-    env = {**os.environ, "DOCKER_HOST": host}
+    env = {**os.environ, "DOCKER_HOST": host} if host else dict(os.environ)
     with _locked():
-        if subprocess.run(["docker", "image", "inspect", tag], capture_output=True, env=env, check=False).returncode:
-            done = subprocess.run(["docker", "import", "-", tag], input=data, capture_output=True, env=env, check=False)
+        if subprocess.run([engine, "image", "inspect", tag], capture_output=True, env=env, check=False).returncode:
+            done = subprocess.run([engine, "import", "-", tag], input=data, capture_output=True, env=env, check=False)
             if done.returncode != 0:
-                raise EngineUnavailable(f"docker import failed: {done.stderr.decode(errors='replace')}")
-    return tag
+                raise EngineUnavailable(f"{engine} import failed: {done.stderr.decode(errors='replace')}")
+    return tag if engine == "docker" else f"localhost/{tag}"
 
 
-def sandbox_options(host: str) -> dict[str, object]:
+def sandbox_options(host: str | None, engine: str = "docker") -> dict[str, object]:
     """The `create_sandbox("docker", ...)` options that run this machine's Python in the scratch image."""
-    return {"image": scratch_image(host), "python": PYTHON, "mounts": runtime_mounts()}
+    return {"image": scratch_image(host, engine), "python": PYTHON, "mounts": runtime_mounts(), "engine": engine}
+
+
+def podman_options() -> dict[str, object]:
+    """`sandbox_options` for rootful podman, which needs no daemon."""
+    if shutil.which("podman") is None:
+        raise EngineUnavailable("the podman command is not installed (apt-get install podman)")
+    try:
+        done = subprocess.run(["podman", "info"], capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EngineUnavailable(f"podman info failed: {exc}") from exc
+    if done.returncode != 0:
+        raise EngineUnavailable(f"podman does not work here: {done.stderr.decode(errors='replace')[-300:]}")
+    return sandbox_options(None, "podman")
 
 
 def leftover_containers(host: str, mine: bool = True) -> list[str]:

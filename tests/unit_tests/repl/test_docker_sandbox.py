@@ -45,8 +45,37 @@ def test_container_is_locked_down(make_docker) -> None:
     assert info["Config"]["User"] == "65534:65534"
     assert info["Config"]["Labels"][LABEL] == "1"
     assert info["Config"]["Labels"][OWNER_LABEL].endswith(f":{os.getpid()}")
-    inside = sb.execute("import os\n[os.getuid(), os.getcwd(), os.statvfs('.').f_blocks * os.statvfs('.').f_frsize]")
-    assert inside.value == [65534, "/rlm/work", 8 * 1024**2]
+    assert sb.execute(SELF_CHECK).value == [65534, "/rlm/work", 8 * 1024**2, "0000000000000000", "1", ["lo"]]
+
+
+SELF_CHECK = """
+import os, socket
+status = dict(line.split(':', 1) for line in open('/proc/self/status'))
+work = os.statvfs('.')
+names = sorted(name for _, name in socket.if_nameindex())
+[os.getuid(), os.getcwd(), work.f_blocks * work.f_frsize, status['CapEff'].strip(), status['NoNewPrivs'].strip(), names]
+"""
+
+
+def test_podman_container_is_locked_down_too_and_removed(podman_options) -> None:
+    """The same lockdown as seen from inside, on rootful podman; and its container goes with close()."""
+    sb = create_sandbox("docker", **{**podman_options, "work_size": "8m"})
+    with sb:
+        assert sb.execute(SELF_CHECK).value == [65534, "/rlm/work", 8 * 1024**2, "0000000000000000", "1", ["lo"]]
+        assert sb.execute("import os\nopen('/etc/x', 'w')").error.type == "OSError"  # read-only root
+    done = subprocess.run(["podman", "container", "exists", sb.container_id], check=False)
+    assert done.returncode == 1
+
+
+def test_podman_prune_removes_orphans(podman_options, capsys) -> None:
+    labels = ["--label", f"{LABEL}=1", "--label", f"{OWNER_LABEL}={socket.gethostname()}:999999999"]
+    orphan = subprocess.run(
+        ["podman", "create", *labels, podman_options["image"], "true"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert cli.main(["sandbox", "prune", "--engine", "podman"]) == 0
+    assert orphan[:12] in capsys.readouterr().out
+    assert subprocess.run(["podman", "container", "exists", orphan], check=False).returncode == 1
 
 
 def test_network_true_keeps_the_engines_network(make_docker) -> None:
