@@ -7,9 +7,12 @@ stdin/stdout, with no registry involved. Run from the repository root:
 
     python bench/bench_docker.py [--calls 500] [--loads 3]
 
-The rows are those of `bench_e2b.py` (start, warm `execute("1")`, `llm_query` round trip, 10 MB / 100 MB `str`
-and 100 MB `pathlib.Path` loads into a running sandbox, which the docker sandbox copies in as a tar stream), plus
-one: a fresh sandbox whose first load is the 100 MB Path, start included, which the docker sandbox bind-mounts.
+Columns: the docker sandbox on Docker (a local engine: the driver and contexts pass through read-only mounts), the
+same with `host_files=False` (what a remote engine gets: everything copied in with `cp` as a tar stream), on rootful
+Podman when it works here, `local`, and `e2b` over the fake envd. The rows are those of `bench_e2b.py` (start,
+warm `execute("1")`, `llm_query` round trip, 10 MB / 100 MB `str` and 100 MB `pathlib.Path` loads into a running
+sandbox), plus one: a new sandbox whose first load is the 100 MB Path, start and close included (the docker
+sandbox bind-mounts that file).
 """
 
 from __future__ import annotations
@@ -66,8 +69,14 @@ def main() -> None:
     contexts = {"str10": big[: 10 * MB], "str100": big, "path": path}
     makers: dict[str, Callable[[], BaseSandbox]] = {
         "docker (scratch image)": lambda: DockerSandbox(**options),  # type: ignore[arg-type]
-        f"local ({level})": lambda: LocalSandbox(isolation="auto"),
+        "docker, host_files=False (as remote)": lambda: DockerSandbox(**options, host_files=False),  # type: ignore[arg-type]
     }
+    try:
+        podman = docker_engine.podman_options()
+        makers["podman (scratch image)"] = lambda: DockerSandbox(**podman)  # type: ignore[arg-type]
+    except docker_engine.EngineUnavailable as exc:
+        print(f"no podman column: {exc}")
+    makers[f"local ({level})"] = lambda: LocalSandbox(isolation="auto")
     try:
         columns = {label: measure(make, contexts, args) for label, make in makers.items()}
         firsts = {label: first_load(make, path, args.loads) for label, make in makers.items()}

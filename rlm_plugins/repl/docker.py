@@ -267,7 +267,7 @@ class DockerSandbox(BaseSandbox):
     async def aexecute(
         self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
     ) -> ExecResult:
-        client = self._ready()
+        client = await self._aready()
         with self._one_execution():
             try:
                 return await client.aexecute(code, tools or {}, timeout or self.timeout, self.grace)
@@ -275,6 +275,14 @@ class DockerSandbox(BaseSandbox):
                 if client.dead is not None:
                     await asyncio.to_thread(self._join_removal)
                 raise
+
+    async def _aready(self) -> DriverClient:
+        """`_ready` without blocking the event loop on the engine's CLI (start, removal of a dead container)."""
+        if not self._closed and (self._client is None or self._hello is not None):
+            await self.astart()
+        if self._client is not None and self._client.dead is not None:
+            await asyncio.to_thread(self._join_removal)
+        return self._ready()
 
     def _guard(self, fn: Any, *args: Any) -> Any:
         """Run a protocol call; when the channel died, raise only once the container is gone."""
@@ -328,4 +336,7 @@ class DockerSandbox(BaseSandbox):
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "container_id", None) is not None:
-            self._kill()
+            try:
+                self._kill()
+            except Exception:  # e.g. no new threads at interpreter shutdown; the exit hook has run by then
+                pass
