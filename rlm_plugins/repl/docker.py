@@ -106,7 +106,7 @@ class DockerSandbox(BaseSandbox):
         self.engine = Engine(engine)
         self.image = image
         self.python = python
-        self.mounts = [(os.fspath(source), target) for source, target in mounts]
+        self.mounts = [(os.path.abspath(source), target) for source, target in mounts]
         self.host_files = self.engine.local if host_files is None else host_files
         self.start_timeout = start_timeout
         self.max_line_bytes = max_line_bytes

@@ -246,6 +246,12 @@ def test_build_image_builds_the_given_dockerfile(docker_engine, tmp_path, capsys
     subprocess.run(["docker", "rmi", "--force", tag], capture_output=True, check=False)
 
 
+def test_the_checkouts_dockerfile_is_the_default_and_copies_the_driver_from_the_context() -> None:
+    dockerfile = _docker_admin.CHECKOUT_DOCKERFILE
+    assert dockerfile.is_file()
+    assert f"COPY {_docker_admin.DRIVER_IN_CONTEXT} " in dockerfile.read_text()
+
+
 def test_build_image_without_a_dockerfile_says_what_to_pass(tmp_path, capsys) -> None:
     assert cli.main(["sandbox", "build-image", "--file", str(tmp_path / "missing")]) == 1
     assert "pass --file" in capsys.readouterr().err
