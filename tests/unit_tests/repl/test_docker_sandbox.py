@@ -17,7 +17,7 @@ import textwrap
 import pytest
 
 from rlm_plugins import cli
-from rlm_plugins.errors import ConfigurationError, SandboxError, SandboxTimeoutError
+from rlm_plugins.errors import ConfigurationError, SandboxError, SandboxStartError, SandboxTimeoutError
 from rlm_plugins.repl import _docker_admin, create_sandbox
 from rlm_plugins.repl._docker_engine import LABEL, OWNER_LABEL, parse_size
 from tests.fixtures_docker import gone
@@ -116,6 +116,14 @@ def test_a_missing_image_says_how_to_build_one(make_docker) -> None:
 
 def _binds(container: str) -> dict[str, dict]:
     return {m["Destination"]: m for m in inspect(container)["Mounts"] if m["Type"] == "bind"}
+
+
+def test_a_container_that_cannot_start_is_removed(make_docker, docker_engine) -> None:
+    sb = make_docker(python="/no/such/python")
+    with pytest.raises(SandboxStartError, match="did not start") as info:
+        sb.start()
+    assert "/no/such/python" in str(info.value)  # the engine's own reason is passed on
+    assert sb.container_id is not None and gone(sb.container_id, docker_engine)
 
 
 def test_a_path_that_starts_the_sandbox_is_bind_mounted_read_only(make_docker, tmp_path) -> None:
