@@ -7,7 +7,9 @@ works the same here. Files travel into a container as a tar stream on `cp -`'s s
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import pathlib
 import re
 import shutil
 import socket
@@ -75,9 +77,11 @@ class Engine:
     def local(self) -> bool:
         """Whether the engine runs on this machine, so host paths can be bind-mounted."""
         host = os.environ.get("DOCKER_HOST" if self.name == "docker" else "CONTAINER_HOST", "")
-        if self.name == "docker" and os.environ.get("DOCKER_CONTEXT", "default") != "default":
-            return False
-        return not host or host.startswith("unix://")
+        if host:
+            return host.startswith("unix://")
+        if self.name == "podman":
+            return not os.environ.get("CONTAINER_CONNECTION")
+        return os.environ.get("DOCKER_CONTEXT", _current_context()) in ("", "default")
 
     def run(self, args: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
         try:
@@ -152,6 +156,16 @@ class Engine:
             return ["--tmpfs", f"{WORK_DIR}:rw,size={size},mode=1777"]
         opts = ["type=volume", f"dst={WORK_DIR}", "volume-opt=type=tmpfs", "volume-opt=device=tmpfs"]
         return ["--mount", ",".join([*opts, f"volume-opt=o=size={size}"])]
+
+
+def _current_context() -> str:
+    """The docker CLI's current context (`docker context use`), "" when none is set or the config is unreadable."""
+    config = pathlib.Path(os.environ.get("DOCKER_CONFIG") or pathlib.Path.home() / ".docker", "config.json")
+    try:
+        context = json.loads(config.read_text(encoding="utf-8")).get("currentContext")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return context if isinstance(context, str) else ""
 
 
 def create_args(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 from rlm_plugins import cli
 from rlm_plugins.errors import ConfigurationError, SandboxError, SandboxStartError, SandboxTimeoutError
 from rlm_plugins.repl import _docker_admin, create_sandbox
-from rlm_plugins.repl._docker_engine import LABEL, OWNER_LABEL, parse_size
+from rlm_plugins.repl._docker_engine import LABEL, OWNER_LABEL, Engine, parse_size
 from tests.fixtures_docker import gone
 
 IGNORES_INTERRUPTS = (
@@ -107,6 +108,25 @@ def test_bad_options_are_configuration_errors() -> None:
         10,
         None,
     )
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker command is not installed")
+def test_engine_is_local_unless_told_otherwise(monkeypatch, tmp_path) -> None:
+    """Host files are mounted only when the engine shares this machine's filesystem."""
+    for var in ("DOCKER_HOST", "DOCKER_CONTEXT", "CONTAINER_HOST", "CONTAINER_CONNECTION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    docker = Engine("docker")
+    assert docker.local
+    (tmp_path / "config.json").write_text('{"currentContext": "remote-box"}')
+    assert not docker.local
+    monkeypatch.setenv("DOCKER_CONTEXT", "default")
+    assert docker.local
+    monkeypatch.setenv("DOCKER_HOST", "ssh://me@far")
+    assert not docker.local
+    assert not create_sandbox("docker").host_files
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/x.sock")
+    assert docker.local
 
 
 def test_a_missing_image_says_how_to_build_one(make_docker) -> None:
