@@ -6,6 +6,8 @@ All of it runs on the session's daemon and scratch image (`tests/fixtures_docker
 
 from __future__ import annotations
 
+import functools
+import glob
 import json
 import os
 import shutil
@@ -136,6 +138,38 @@ def test_a_missing_image_says_how_to_build_one(make_docker) -> None:
 
 def _binds(container: str) -> dict[str, dict]:
     return {m["Destination"]: m for m in inspect(container)["Mounts"] if m["Type"] == "bind"}
+
+
+@functools.cache
+def _python39() -> tuple[str, str] | None:
+    """A Python 3.9 interpreter on this machine and its prefix, if there is one (the oldest the driver supports)."""
+    candidates = [*sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9"))), "/usr/bin/python3.9"]
+    for candidate in candidates:
+        probe = "import sys; print(sys.version_info[:2] == (3, 9), sys.executable, sys.base_prefix)"
+        try:
+            done = subprocess.run(
+                [candidate, "-I", "-c", probe], capture_output=True, text=True, timeout=30, check=False
+            )
+        except OSError:
+            continue
+        ok, executable, prefix = [*done.stdout.split(), "", "", ""][:3]
+        if ok == "True":
+            return os.path.realpath(executable), os.path.realpath(prefix)
+    return None
+
+
+@pytest.mark.skipif(_python39() is None, reason="no Python 3.9 on this machine to run in the container")
+def test_the_oldest_supported_python_runs_the_driver(make_docker, docker_engine) -> None:
+    """Any image with Python >= 3.9 works: here the scratch image runs a 3.9 interpreter instead of this one."""
+    found = _python39()
+    assert found is not None
+    python, prefix = found
+    sb = make_docker(python=python, mounts=[*docker_engine.options["mounts"], (prefix, prefix)])
+    sb.load("context", "x" * 100_000)
+    result = sb.execute(
+        "import sys\n[list(sys.version_info[:2]), len(context), double(21)]", tools={"double": lambda x: 2 * x}
+    )
+    assert result.value == [[3, 9], 100_000, 42]
 
 
 def test_a_container_that_cannot_start_is_removed(make_docker, docker_engine) -> None:
