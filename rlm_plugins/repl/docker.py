@@ -115,7 +115,7 @@ class DockerSandbox(BaseSandbox):
         self.container_id: str | None = None
         self._pipes: PipeChannel | None = None
         self._client: DriverClient | None = None
-        self._hello: Any = None
+        self._started = False
         self._loads = itertools.count(1)
         self._start_lock = threading.Lock()
         self._removal: threading.Thread | None = None
@@ -125,10 +125,12 @@ class DockerSandbox(BaseSandbox):
 
     def start(self) -> None:
         self._spawn(())
-        self._greeted()
 
     def _spawn(self, mounts: Iterable[tuple[str, str]]) -> bool:
-        """Create the container with `mounts`, copy the driver in and start it; False when it already ran."""
+        """Create the container with `mounts`, start it and wait for the driver; False when that happened already.
+
+        A sandbox that fails to start is closed, and nothing of it is left behind.
+        """
         with self._start_lock:
             if self._closed:
                 raise SandboxClosedError("this sandbox was closed; create a new one")
@@ -154,13 +156,12 @@ class DockerSandbox(BaseSandbox):
                     self.engine.copy_in(self.container_id, DRIVER_DIR, "driver.py", len(source), [source])
                 self._attach()
             except BaseException as exc:
-                self._remove_container()
-                if self._staging is not None:
-                    self._staging.close()
-                self._untrack()
+                self._closed = True
+                self._release()
                 if isinstance(exc, SandboxStartError) or not isinstance(exc, (SandboxError, OSError)):
                     raise
                 raise SandboxStartError(f"the {self.engine.name} sandbox did not start: {exc}") from exc
+            self._started = True
             return True
 
     def _attach(self) -> None:
@@ -175,22 +176,8 @@ class DockerSandbox(BaseSandbox):
         self._client = DriverClient(self._pipes.write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
         self._pipes.serve(self._client)
         hello = {"type": "hello", "max_output_chars": self.max_output_chars, "final_fields": self.final_fields}
-        self._hello = self._client.request(hello)
-
-    def _greeted(self) -> None:
-        """Wait for the driver's answer to `hello`, once; a sandbox that never answers is closed."""
-        with self._start_lock:
-            hello, self._hello = self._hello, None
-        if hello is None:
-            return
-        assert self._client is not None
-        try:
-            reply = self._client.result(hello, timeout=self.start_timeout)
-        except SandboxError as exc:
-            self.close()
-            raise SandboxStartError(f"the {self.engine.name} sandbox did not start: {exc}{self._hint()}") from exc
+        reply = self._client.call(hello, timeout=self.start_timeout)
         if reply.get("version") != _driver.PROTOCOL_VERSION:
-            self.close()
             raise SandboxStartError(f"the driver in the container speaks protocol {reply.get('version')!r}")
 
     def _exited(self, code: int) -> None:
@@ -213,7 +200,7 @@ class DockerSandbox(BaseSandbox):
     def _ready(self) -> DriverClient:
         if self._closed:
             raise SandboxClosedError("this sandbox was closed; create a new one")
-        if self._client is None or self._hello is not None:
+        if not self._started:
             self.start()
         assert self._client is not None
         if self._client.dead is not None:
@@ -278,7 +265,7 @@ class DockerSandbox(BaseSandbox):
 
     async def _aready(self) -> DriverClient:
         """`_ready` without blocking the event loop on the engine's CLI (start, removal of a dead container)."""
-        if not self._closed and (self._client is None or self._hello is not None):
+        if not self._closed and not self._started:
             await self.astart()
         if self._client is not None and self._client.dead is not None:
             await asyncio.to_thread(self._join_removal)
@@ -322,6 +309,10 @@ class DockerSandbox(BaseSandbox):
             if self._closed:
                 return
             self._closed = True
+        self._release()
+
+    def _release(self) -> None:
+        """Remove the container and free everything the sandbox holds (once it is marked closed)."""
         self._kill()  # the REPL state is discarded anyway: no graceful shutdown, which would race `--rm`
         self._join_removal()
         if self._pipes is not None:
