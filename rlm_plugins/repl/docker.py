@@ -47,6 +47,8 @@ from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLeve
 DEFAULT_IMAGE = "rlm-plugins-sandbox"
 """The tag `rlm-plugins sandbox build-image` gives the image built from sandbox/Dockerfile."""
 _READ_SIZE = 1024 * 1024
+CREATE_TIMEOUT = 600.0
+"""Seconds `create` may take: it pulls the image first when the engine does not have it."""
 
 
 class DockerSandbox(BaseSandbox):
@@ -150,7 +152,8 @@ class DockerSandbox(BaseSandbox):
                     self.engine, name=self.name, image=self.image, python=self.python, resources=self.resources,
                     mounts=mounts, driver_volume=not mount_driver,
                 )  # fmt: skip
-                self.container_id = self.engine.check(args, timeout=self.start_timeout).strip() or self.name
+                self.container_id = self.name  # what to remove should `create` fail half-way (it may pull first)
+                self.container_id = self.engine.check(args, timeout=CREATE_TIMEOUT).strip() or self.name
                 if not mount_driver:
                     source = driver.read_bytes()
                     self.engine.copy_in(self.container_id, DRIVER_DIR, "driver.py", len(source), [source])
