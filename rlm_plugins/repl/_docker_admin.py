@@ -12,6 +12,7 @@ import tempfile
 from rlm_plugins.errors import ConfigurationError, SandboxError
 from rlm_plugins.repl import driver as _driver
 from rlm_plugins.repl._docker_engine import LABEL, OWNER_LABEL, Engine
+from rlm_plugins.repl._docker_files import orphaned_staging
 
 CHECKOUT_DOCKERFILE = pathlib.Path(__file__).resolve().parents[2] / "sandbox" / "Dockerfile"
 """sandbox/Dockerfile of a source checkout (an installed wheel has none: pass `dockerfile=`)."""
@@ -26,22 +27,26 @@ _PS_FORMAT = {  # a container's id and owner label: docker's `ps` has a Label fu
 def _orphaned(owner: str) -> bool:
     """Whether the process that created a container is gone (only knowable for containers made on this host)."""
     host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
+    return host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
 
 
 def prune(engine: str = "docker", everything: bool = False) -> list[str]:
     """Remove sandbox containers whose creating process on this host is gone (all of them with `everything`).
 
-    Returns the ids removed.
+    The staging directories of dead processes go too. Returns the container ids removed.
     """
+    for directory in orphaned_staging(_alive):
+        shutil.rmtree(directory, ignore_errors=True)
     cli = Engine(engine)
     listing = cli.run(["ps", "--all", "--filter", f"label={LABEL}", "--format", _PS_FORMAT[cli.name]])
     if listing.returncode != 0:

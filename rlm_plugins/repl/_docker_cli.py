@@ -18,7 +18,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     sandbox = subparsers.add_parser(COMMAND, help="manage docker sandboxes: prune leftovers, build the image")
     actions = sandbox.add_subparsers(dest="sandbox_action", required=True)
-    prune = actions.add_parser("prune", help="remove sandbox containers whose process is gone")
+    prune = actions.add_parser("prune", help="remove sandbox containers (and staging dirs) whose process is gone")
     prune.add_argument("--all", action="store_true", help="remove every sandbox container, running ones too")
     build = actions.add_parser("build-image", help="build the sandbox image from sandbox/Dockerfile")
     build.add_argument("--tag", default=DEFAULT_IMAGE, help=f"image tag (default {DEFAULT_IMAGE})")

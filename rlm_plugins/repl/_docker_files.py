@@ -12,6 +12,7 @@ import pathlib
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from rlm_plugins.errors import ConfigurationError
@@ -63,6 +64,24 @@ def readable_in_place(path: pathlib.Path) -> bool:
     return path.is_file() and bool(path.stat().st_mode & _OTHERS_READ)
 
 
+STAGING_PREFIX = "rlm-docker-"
+
+
+def _parent() -> str:
+    """tmpfs when the machine has one (writing there costs a third of disk), else the temp dir."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+def orphaned_staging(alive: Callable[[int], bool]) -> list[str]:
+    """Staging directories whose process is gone (it was killed before it could delete them)."""
+    found = []
+    for entry in os.scandir(_parent()):
+        pid = entry.name[len(STAGING_PREFIX) :].split("-", 1)[0]
+        if entry.name.startswith(STAGING_PREFIX) and pid.isdigit() and not alive(int(pid)):
+            found.append(entry.path)
+    return found
+
+
 class Staging:
     """A private host directory the container sees read-only at `STAGE_DIR`.
 
@@ -70,8 +89,7 @@ class Staging:
     """
 
     def __init__(self) -> None:
-        shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        self.directory = tempfile.mkdtemp(prefix="rlm-docker-", dir=shm)
+        self.directory = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=_parent())
         os.chmod(self.directory, 0o711)
 
     def mount(self) -> tuple[str, str]:

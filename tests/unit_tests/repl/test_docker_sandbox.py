@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -254,7 +255,7 @@ from rlm_plugins.repl import create_sandbox
 options = {options}
 sb = create_sandbox("docker", **options)
 sb.start()
-print(sb.container_id, flush=True)
+print(sb.container_id, os.getpid(), flush=True)
 if sys.argv[1] == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -268,9 +269,14 @@ def test_container_goes_when_the_host_exits_or_dies(how: str, docker_engine) -> 
         [sys.executable, "-c", code, how], capture_output=True, text=True, timeout=120, check=False
     )  # fmt: skip
     assert done.returncode == (-signal.SIGKILL if how == "kill" else 0), done.stderr
-    container = done.stdout.strip()
-    assert container
+    container, host_pid = done.stdout.split()
     assert gone(container, docker_engine, within=30)
+    left = glob.glob(f"/dev/shm/rlm-docker-{host_pid}-*") + glob.glob(
+        f"{tempfile.gettempdir()}/rlm-docker-{host_pid}-*"
+    )
+    assert len(left) == (how == "kill")  # a killed host cannot delete its staging dir: prune does
+    _docker_admin.prune()
+    assert all(not os.path.exists(d) for d in left)
 
 
 def test_prune_removes_only_orphans(make_docker, docker_engine, capsys) -> None:
