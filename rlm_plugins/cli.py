@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from rlm_plugins.errors import RLMError
+from rlm_plugins.repl import _docker_cli
 
 EXIT_USAGE = 2
 
@@ -24,13 +25,14 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="find a hidden number in a 1M-line haystack (offline without --model)")
     demo.add_argument("--lines", type=int, default=1_000_000, help="haystack size in lines")
     _model_options(demo, required=False)
+    _docker_cli.add_parser(commands)
     return parser
 
 
 def _model_options(cmd: argparse.ArgumentParser, required: bool) -> None:
     cmd.add_argument("--model", required=required, help="root model, e.g. openai/gpt-5-mini")
     cmd.add_argument("--sub-model", help="model for llm_query (default: --model)")
-    cmd.add_argument("--sandbox", choices=["local", "inprocess", "e2b"], default="local")
+    cmd.add_argument("--sandbox", choices=["local", "inprocess", "e2b", "docker"], default="local")
     cmd.add_argument("--max-iterations", type=int, default=20)
     cmd.add_argument("--log-dir", help="write a JSONL trajectory log (official rlms format) here")
     cmd.add_argument("--api-base", help="OpenAI-compatible endpoint for both models")
@@ -97,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if args.command == _docker_cli.COMMAND:
+        return _docker_cli.main(args)
     if args.model:
         problem = _check_key(args.model, args.api_base)
         if problem:
