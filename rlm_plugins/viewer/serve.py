@@ -73,6 +73,8 @@ class _Handler(BaseHTTPRequestHandler):
         name = urllib.parse.unquote(name)
         if route == "":
             return self._send(200, "text/html", self._index())
+        if route == "favicon.ico":
+            return self._send(204, "image/x-icon", "")
         if route == "latest":
             found = logs(self.directory)
             if not found:
