@@ -16,6 +16,9 @@
         ├── ModelAuthenticationError  the provider refused the key
         └── ModelTimeoutError     the provider did not answer in time
 
+Errors raised to users end with the fix and do not chain the tracebacks of the libraries underneath: they are
+raised `from None`, with the original exception kept on `cause` for debugging.
+
 Errors aimed at the root model (a failed execution, a malformed reply) are not exceptions: they travel as
 `[Error] ...` notes formatted by `rlm_plugins.core.feedback`.
 """
@@ -24,7 +27,14 @@ from __future__ import annotations
 
 
 class RLMError(Exception):
-    """Base class of every rlm-plugins error."""
+    """Base class of every rlm-plugins error; `cause` is the underlying exception, when there was one."""
+
+    cause: BaseException | None = None
+
+    def with_cause(self, cause: BaseException | None) -> RLMError:
+        """Keep `cause` on the error without chaining its traceback; returns self, for `raise ... from None`."""
+        self.cause = cause
+        return self
 
 
 class ConfigurationError(RLMError, ValueError):

@@ -2,7 +2,7 @@
 
 litellm is imported when a model is built, not when this module is, so `rlm_plugins.standalone` imports without it.
 Every litellm failure becomes a `ModelError` (a `SubModelError` from `LiteLLMSubModel`) whose one-line message says
-what to change; the original exception stays attached as `__cause__`.
+what to change; the original exception stays on its `cause` attribute (it is not chained).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _import_litellm() -> ModuleType:
         import litellm
     except ImportError as exc:
         msg = f"LiteLLM models need litellm, which is not installed: {_INSTALL_HINT}"
-        raise ConfigurationError(msg) from exc
+        raise ConfigurationError(msg).with_cause(exc) from None
     if not getattr(litellm, "_rlm_plugins_configured", False):
         litellm.suppress_debug_info = True
         litellm._rlm_plugins_configured = True
@@ -81,7 +81,7 @@ class LiteLLMChat:
         try:
             response = self._litellm.completion(**request)
         except Exception as exc:
-            raise ModelError(_describe(exc, self, request.get("timeout"))) from exc
+            raise ModelError(_describe(exc, self, request.get("timeout"))).with_cause(exc) from None
         return self._completion(response)
 
     async def acall(self, messages: Messages | str, **kwargs: Any) -> Completion:
@@ -90,7 +90,7 @@ class LiteLLMChat:
         try:
             response = await self._litellm.acompletion(**request)
         except Exception as exc:
-            raise ModelError(_describe(exc, self, request.get("timeout"))) from exc
+            raise ModelError(_describe(exc, self, request.get("timeout"))).with_cause(exc) from None
         return self._completion(response)
 
     def _request(self, messages: Messages | str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -169,14 +169,14 @@ class LiteLLMSubModel:
         try:
             return self.chat(_as_messages(prompt))
         except ModelError as exc:
-            raise SubModelError(str(exc)) from exc.__cause__
+            raise SubModelError(str(exc)).with_cause(exc.cause) from None
 
     async def aquery(self, prompt: str) -> Completion:
         """Async twin of `query`."""
         try:
             return await self.chat.acall(_as_messages(prompt))
         except ModelError as exc:
-            raise SubModelError(str(exc)) from exc.__cause__
+            raise SubModelError(str(exc)).with_cause(exc.cause) from None
 
 
 def _as_messages(prompt: str) -> Messages:
