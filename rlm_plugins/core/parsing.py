@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlm_plugins.core.feedback import model_error
+from rlm_plugins.core.reply_checks import PYTHON_LANGS, echo_note, signature_name, signature_note, text_final_note
 
-PYTHON_LANGS = frozenset({"repl", "python", "py", "python3", "py3", "ipython"})
-"""Fence languages whose blocks run in the REPL."""
 DISPLAY_LANGS = frozenset({"", "text", "txt", "plain", "plaintext", "output", "stdout", "md", "markdown", "log"})
 """Fence languages used to show text, which earn no "only Python runs" note."""
 
@@ -61,8 +60,11 @@ class _Fence:
     """The fence that would close the block, when the reply ended inside it."""
 
 
-def parse_reply(text: str | None) -> ParsedReply:
+def parse_reply(text: str | None, instructions: str = "") -> ParsedReply:
     """Split a model reply into reasoning, Python blocks and a prose FINAL; never raises.
+
+    A block that is only a function signature copied from the instructions is not run (a note says how to call
+    it); prose that writes `Final(answer): ...`, or repeats lines of `instructions`, earns a note too.
 
     Examples:
         >>> parse_reply("Look first.\\n```repl\\nprint(len(context))\\n```").code
@@ -81,10 +83,16 @@ def parse_reply(text: str | None) -> ParsedReply:
     blocks = [f for f in fences if f.lang in PYTHON_LANGS and f.body.strip()]
     if not blocks:
         blocks = [f for f in fences if not f.lang and _looks_like_code(f.body)]
+    prose = _without(text, blocks)
+    copied = [name for f in blocks if (name := signature_name(_dedent(f.body)))]
+    blocks = [f for f in blocks if signature_name(_dedent(f.body)) is None]
     reply = ParsedReply(code=[_dedent(f.body) for f in blocks])
     reply.notes.extend(_foreign_fence_notes(fences))
-    prose = _without(text, blocks)
+    reply.notes.extend(signature_note(name) for name in dict.fromkeys(copied))
     final = _find_final(prose)
+    if final is None:
+        reply.notes.extend(note for note in [text_final_note(prose)] if note)
+    reply.notes.extend(note for note in [echo_note(text, instructions)] if note)
     if blocks:
         last = blocks[-1]
         reply.reasoning = text[: blocks[0].start].strip()
@@ -101,7 +109,7 @@ def parse_reply(text: str | None) -> ParsedReply:
     reply.reasoning = reply.cleaned = text.strip()
     if final is not None:
         reply.final, reply.has_final = final[0], True
-    else:
+    elif not copied:
         reply.notes.append(
             model_error(
                 "Your reply had no ```repl block, so nothing ran. Write the next step as Python in a ```repl "
