@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from rlm_plugins.errors import ConfigurationError
+from rlm_plugins.errors import RLMError
 from rlm_plugins.evals.methods import METHODS, Settings
 from rlm_plugins.evals.oracle import ORACLE
 from rlm_plugins.evals.registry import TASKS
@@ -51,6 +51,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def handle(args: argparse.Namespace) -> int:
     """Run `rlm-plugins eval` from parsed arguments; returns the exit code."""
+    from rlm_plugins.cli import _fail
+
+    try:
+        return _handle(args)
+    except RLMError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _handle(args: argparse.Namespace) -> int:
     from rlm_plugins.cli import _check_key, _fail, _local_key
 
     if args.report:
@@ -84,10 +95,7 @@ def handle(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         out=args.out,
     )
-    try:
-        rows = _run_with_progress(config)
-    except ConfigurationError as exc:
-        return _fail(str(exc))
+    rows = _run_with_progress(config)
     _print_summary(rows)
     print(f"results: {args.out}/results.jsonl; report: rlm-plugins eval --report {args.out}", file=sys.stderr)
     return 0

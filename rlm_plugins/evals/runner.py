@@ -59,7 +59,11 @@ def row_of(example: EvalExample, method: str, outcome: Outcome, settings: Settin
 
 
 async def run_eval(config: EvalConfig, on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict]:
-    """Run the evaluation, write `results.jsonl` and `summary.json` under `config.out`, return the rows."""
+    """Run the evaluation, write `results.jsonl` and `summary.json` under `config.out`, return the rows.
+
+    Rows are appended to `results.jsonl` as answers arrive (an interrupted run keeps them), then rewritten in
+    example order at the end.
+    """
     unknown = [m for m in config.methods if m not in METHODS]
     if unknown:
         raise ConfigurationError(f"unknown methods {unknown}; use some of {list(METHODS)}")
@@ -90,6 +94,8 @@ async def run_eval(config: EvalConfig, on_done: Callable[[dict[str, Any]], None]
     await asyncio.gather(*(one(example, method) for example in examples for method in config.methods))
     order = {(e.id, m): i for i, (e, m) in enumerate((e, m) for e in examples for m in config.methods)}
     rows.sort(key=lambda row: order[(row["example_id"], row["method"])])
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    (out / RESULTS).write_text(lines, encoding="utf-8")
     (out / SUMMARY).write_text(json.dumps(summarize(rows), indent=2), encoding="utf-8")
     return rows
 
