@@ -33,20 +33,23 @@ def find_magic_numbers(context, key):
     return [int(n) for n in re.findall(r"special magic number for " + re.escape(key) + r" is (\d+)", context)]
 
 
-def ask_each_chunk(context, llm_query_batched, head, max_chars=40_000):
-    """Ask `head` about every chunk of the context at once; the answers that are not NONE."""
+def ask_each_chunk(context, llm_query_batched, head, max_chars=40_000, max_calls=80):
+    """Ask `head` about every chunk of the context at once (chunks grow to keep within `max_calls` sub-calls);
+    the answers that are not NONE."""
+    max_chars = max(max_chars, -(-len(context) // max_calls) + 1_000)
     prompts = [head + "\n\n" + chunk for chunk in chunk_text(context, max_chars)]
     answers = [answer.strip() for answer in llm_query_batched(prompts)]
     return [answer for answer in answers if answer and answer.upper() != "NONE"]
 
 
-def classify_records(context, llm_query_batched, head, per_prompt=200):
-    """Label every record through sub-calls; returns {record id: (user, label)}."""
+def classify_records(context, llm_query_batched, head, per_prompt=200, max_calls=80):
+    """Label every record through sub-calls (batches grow to keep within `max_calls`); {record id: (user, label)}."""
     import re
 
     records = re.findall(r"^Record (\d+) \| user (\d+) \|", context, re.M)
     users = dict(records)
     lines = [line for line in context.splitlines() if line.startswith("Record ")]
+    per_prompt = max(per_prompt, -(-len(lines) // max_calls))
     prompts = [head + "\n\n" + "\n".join(lines[i : i + per_prompt]) for i in range(0, len(lines), per_prompt)]
     labelled = {}
     for answer in llm_query_batched(prompts):

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from rlm_plugins.core.engine import Engine
-from rlm_plugins.evals import TASKS, Settings, make_examples, oracle_policy, oracle_sub, run_method
+from rlm_plugins.evals import TASKS, Settings, get_task, make_examples, oracle_policy, oracle_sub, run_method
 from rlm_plugins.repl.factory import sandbox_factory
 
 CASES = [(name, variant) for name, task in TASKS.items() for variant in task.variants]
@@ -57,3 +57,13 @@ def test_without_sub_calls_only_the_code_only_tasks_are_solved():
         outcome = asyncio.run(run_method("rlm-depth0", example, settings))
         scores[spec] = TASKS[name].score(outcome.answer, example)
     assert scores == {"niah:single": 1.0, "codeqa:value": 1.0, "aggregate:count": 0.0, "niah:indirect": 0.0}
+
+
+@pytest.mark.parametrize("spec", ["niah:indirect", "aggregate:count"])
+def test_oracle_keeps_within_the_sub_call_budget_at_a_million_tokens(spec):
+    task, variant = get_task(spec)
+    example = make_examples(task, 1, seed=0, size=1_000_000, variant=variant)[0]
+    engine = Engine(oracle_policy(example), oracle_sub(), sandbox_factory("local"))
+    result = engine.run(example.question, example.context)
+    assert (result.finish_reason, task.score(result.answer, example)) == ("final", 1.0)
+    assert result.total_usage.calls <= 3 + 81
