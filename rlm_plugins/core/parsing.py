@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlm_plugins.core.feedback import model_error
-from rlm_plugins.core.reply_checks import PYTHON_LANGS, echo_note, signature_name, signature_note, text_final_note
+from rlm_plugins.core.reply_checks import (
+    PYTHON_LANGS,
+    echo_note,
+    parses,
+    signature_name,
+    signature_note,
+    text_final_note,
+)
 
 DISPLAY_LANGS = frozenset({"", "text", "txt", "plain", "plaintext", "output", "stdout", "md", "markdown", "log"})
 """Fence languages used to show text, which earn no "only Python runs" note."""
@@ -92,7 +99,8 @@ def parse_reply(text: str | None, instructions: str = "") -> ParsedReply:
     final = _find_final(prose)
     if final is None:
         reply.notes.extend(note for note in [text_final_note(prose)] if note)
-    reply.notes.extend(note for note in [echo_note(text, instructions)] if note)
+    echoed = echo_note(text, instructions)
+    reply.notes.extend([echoed] if echoed else [])
     if blocks:
         last = blocks[-1]
         reply.reasoning = text[: blocks[0].start].strip()
@@ -109,7 +117,7 @@ def parse_reply(text: str | None, instructions: str = "") -> ParsedReply:
     reply.reasoning = reply.cleaned = text.strip()
     if final is not None:
         reply.final, reply.has_final = final[0], True
-    elif not copied:
+    elif not copied and not echoed:
         reply.notes.append(
             model_error(
                 "Your reply had no ```repl block, so nothing ran. Write the next step as Python in a ```repl "
@@ -168,7 +176,7 @@ def _find_close(lines: list[str], i: int, marker: str, lang: str) -> tuple[int, 
         if lang not in PYTHON_LANGS:
             return candidate
         body = "".join(lines[i + 1 : j]) + candidate[1]
-        if _parses(_dedent(body)):
+        if parses(_dedent(body)):
             return candidate
         first = first or candidate
         seen += 1
@@ -191,18 +199,10 @@ def _dedent(body: str) -> str:
     return textwrap.dedent(body).strip("\n").rstrip()
 
 
-def _parses(code: str) -> bool:
-    try:
-        ast.parse(code)
-    except Exception:
-        return False
-    return True
-
-
 def _looks_like_code(body: str) -> bool:
     """Whether an unlabelled fence holds Python rather than shown data (a number, a word, a literal)."""
     code = _dedent(body)
-    if not code or not _parses(code):
+    if not code or not parses(code):
         return False
     tree = ast.parse(code)
     if len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):

@@ -32,7 +32,7 @@ EXTRACT_RETRY = (
 def signature_name(code: str) -> str | None:
     """The function name when `code` is a signature copied from the instructions rather than runnable Python."""
     lines = [line for line in code.splitlines() if line.strip()]
-    if not lines or _parses(code):
+    if not lines or parses(code):
         return None
     names = [match.group(1) for line in lines if (match := _SIGNATURE.match(line))]
     return names[0] if names else None
@@ -129,9 +129,10 @@ def _norm(line: str) -> str:
     return " ".join(line.strip().strip("-*#> ").split()).lower()
 
 
-def _parses(code: str) -> bool:
+def parses(code: str) -> bool:
+    """Whether `code` is valid Python."""
     try:
         ast.parse(code)
-    except SyntaxError:
+    except Exception:
         return False
     return True
