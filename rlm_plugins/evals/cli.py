@@ -38,6 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     cmd.add_argument("--api-key", help="key for both models (default: the provider's env var)")
     cmd.add_argument("--concurrency", type=int, default=4, help="examples answered at once")
     cmd.add_argument("--max-iterations", type=int, default=20)
+    cmd.add_argument("--max-llm-calls", type=int, default=100, help="sub-calls per rlm run")
     cmd.add_argument("--context-window", type=int, help="the root model's window in tokens, when litellm lacks it")
     cmd.add_argument(
         "--system-role",
@@ -82,6 +83,7 @@ def _handle(args: argparse.Namespace) -> int:
         api_base=args.api_base,
         api_key=args.api_key or _local_key(args.api_base),
         max_iterations=args.max_iterations,
+        max_llm_calls=args.max_llm_calls,
         context_window=args.context_window,
         system_role=args.system_role,
     )

@@ -70,7 +70,7 @@ def generate(rng: random.Random, size: int, variant: str) -> EvalExample:
         question = f"How many distinct other functions can `{name}` reach by following calls, directly or not?"
     meta["name"] = name
     context = "\n".join(files)
-    return EvalExample("codeqa", "", context, question + " The code base is in `context`.", answer, meta)
+    return EvalExample("codeqa", "", context, question + " Answer from the code base.", answer, meta)
 
 
 def score(answer: Any, example: EvalExample) -> float:

@@ -1,7 +1,7 @@
 """The methods an example is answered with: the RLM, the RLM without sub-calls, and the plain model.
 
 - `rlm`: the standalone RLM (root and sub model over litellm, or the offline oracle).
-- `rlm-depth0`: the same REPL with every sub-call refused (`max_llm_calls=0`): what code alone achieves.
+- `rlm-depth0`: the same REPL where every sub-call answers that sub-calls are off: what code alone achieves.
 - `direct`: the whole input in one prompt; refused, without a call, when it exceeds the model's context window.
 - `direct-truncated`: the head of the input that fits the window, in one prompt.
 """
@@ -27,6 +27,9 @@ METHODS = ("rlm", "rlm-depth0", "direct", "direct-truncated")
 ORACLE_WINDOW = 32_000
 """The context window, in tokens, the offline direct reader pretends to have."""
 DIRECT_TEMPLATE = "{question}\n\nThe text to answer from is between the markers.\n<<<TEXT\n{context}\nTEXT>>>"
+NO_SUB_CALLS = (
+    "[Error] Sub-calls are switched off in this run: llm_query answers nothing. Solve the task with code alone."
+)
 _RESERVED_TOKENS = 1_000
 """Room kept for the question and the answer when the input is truncated to fit."""
 
@@ -41,6 +44,7 @@ class Settings:
     api_base: str | None = None
     api_key: str | None = None
     max_iterations: int = 20
+    max_llm_calls: int = 100
     context_window: int | None = None
     log_dir: str | None = None
     system_role: str = "system"
@@ -91,11 +95,13 @@ async def _rlm(example: EvalExample, settings: Settings, sub_calls: bool, starte
     logger = RLMLogger(settings.log_dir, file_name=f"{example.id}_{'rlm' if sub_calls else 'rlm-depth0'}")
     logger.set_metadata(root_model=settings.model, sub_model=settings.sub_model or settings.model, task=example.task)
     policy, sub = _models(example, settings)
+    if not sub_calls:
+        sub = CallableSubModel(_no_sub_call, name="no-sub-calls")
     engine = Engine(
         policy,
         sub,
         sandbox_factory(settings.sandbox),
-        limits=Limits(max_iterations=settings.max_iterations, max_llm_calls=100 if sub_calls else 0),
+        limits=Limits(max_iterations=settings.max_iterations, max_llm_calls=settings.max_llm_calls),
         observers=[logger] if settings.log_dir else [],
     )
     result = await engine.arun(example.question, example.context)
@@ -107,6 +113,10 @@ async def _rlm(example: EvalExample, settings: Settings, sub_calls: bool, starte
         logger.log_file_path,
         result.error,
     )
+
+
+def _no_sub_call(prompt: str) -> Completion:
+    return Completion(NO_SUB_CALLS, Usage(calls=0), "no-sub-calls")
 
 
 def _models(example: EvalExample, settings: Settings) -> tuple[Any, Any]:

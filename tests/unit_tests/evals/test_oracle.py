@@ -56,7 +56,8 @@ def test_without_sub_calls_only_the_code_only_tasks_are_solved():
         example = make_examples(TASKS[name], 1, seed=0, size=2_000, variant=variant)[0]
         outcome = asyncio.run(run_method("rlm-depth0", example, settings))
         scores[spec] = TASKS[name].score(outcome.answer, example)
-    assert scores == {"niah:single": 1.0, "codeqa:value": 1.0, "aggregate:count": 0.0, "niah:indirect": 0.0}
+    assert scores["niah:single"] == scores["codeqa:value"] == 1.0
+    assert scores["aggregate:count"] < 0.1 and scores["niah:indirect"] == 0.0
 
 
 @pytest.mark.parametrize("spec", ["niah:indirect", "aggregate:count"])

@@ -28,7 +28,7 @@ def test_eval_command_writes_rows_summary_logs_and_a_report(tmp_path, capsys):
     by_method = {m: [r for r in rows if r["method"] == m] for m in methods.split(",")}
     assert [r["score"] for r in by_method["rlm"]] == [1.0, 1.0, 1.0]
     assert {r["finish_reason"] for r in by_method["rlm"]} == {"final"}
-    assert {r["finish_reason"] for r in by_method["rlm-depth0"]} == {"max_llm_calls"}
+    assert all(r["score"] < 1.0 and r["usage"]["calls"] >= 3 for r in by_method["rlm-depth0"])
     assert all(pathlib.Path(r["log_path"]).is_file() for r in by_method["rlm"])
     summary = json.loads((out / "summary.json").read_text())
     assert [s["method"] for s in summary] == methods.split(",")
