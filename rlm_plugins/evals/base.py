@@ -41,7 +41,7 @@ class Task:
 
     Args:
         name: the task's name on the command line.
-        generate: (rng, size in tokens, index, variant) -> EvalExample without id.
+        generate: (rng, size in tokens, variant) -> an EvalExample whose id `make_examples` sets.
         score: (answer, example) -> a score in [0, 1].
         oracle: example -> the replies an ideal root model writes, turn by turn (```repl blocks).
         sub_answer: prompt -> the scripted sub-model's reply to the oracle's sub-call prompts, or None when the
@@ -60,7 +60,9 @@ class Task:
     default_size: int = 8_000
 
 
-def make_examples(task: Task, n: int, seed: int = 0, size: int | None = None, variant: str | None = None):
+def make_examples(
+    task: Task, n: int, seed: int = 0, size: int | None = None, variant: str | None = None
+) -> list[EvalExample]:
     """`n` examples of `task`, deterministic in (task, seed, size, index, variant)."""
     size = task.default_size if size is None else size
     if size < 500:
