@@ -62,7 +62,11 @@ def echo_note(text: str, instructions: str) -> str | None:
     """A note when the reply's prose repeats several lines of the instructions instead of taking a step."""
     if not instructions:
         return None
-    known = {_norm(line) for line in instructions.splitlines() if len(line.strip()) >= _ECHO_MIN_CHARS}
+    known = {  # indented lines are previews of the data, which a reply may well quote
+        _norm(line)
+        for line in instructions.splitlines()
+        if len(line.strip()) >= _ECHO_MIN_CHARS and not line[:1].isspace()
+    }
     prose = _FENCE.sub("", text)
     copied = [line for line in prose.splitlines() if len(line.strip()) >= _ECHO_MIN_CHARS and _norm(line) in known]
     if len(copied) < _ECHO_MIN_LINES:

@@ -182,3 +182,14 @@ def test_an_echo_of_the_system_prompt_gets_a_note_through_the_chat_policy(drive)
     assert result.response == "777"
     (note,) = result.steps[0].notes
     assert "repeated" in note and "instructions" in note
+
+
+def test_quoting_the_data_preview_is_not_an_echo():
+    from rlm_plugins.core.ports import ContextInfo, RunState
+    from rlm_plugins.core.prompts import system_prompt
+
+    preview = "\n".join(f"Record {i:05d} | user 3 | 2024-01-02 | The customer was charged twice." for i in range(9))
+    info = ContextInfo("context", "str", 90_000, None, preview)
+    instructions = system_prompt(RunState("q", [info], [], [], 1, 5))
+    quoted = "The records look like:\n" + "\n".join(preview.splitlines()[:5]) + "\n```repl\nprint(1)\n```"
+    assert parse_reply(quoted, instructions=instructions).notes == []
