@@ -176,7 +176,7 @@ def test_an_echo_of_the_system_prompt_gets_a_note_through_the_chat_policy(drive)
     def echo(messages):
         if sum(m["role"] == "assistant" for m in messages):
             return COMPUTED + "\n" + repl("FINAL(code)")
-        return "\n".join(messages[0]["content"].splitlines()[:12])
+        return "\n".join(messages[0]["content"].splitlines()[-14:-4])
 
     result = drive(engine_for(script(echo, echo, echo)), "What is the secret code?", CONTEXT)
     assert result.response == "777"
