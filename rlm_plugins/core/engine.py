@@ -17,6 +17,7 @@ from typing import Any
 from rlm_plugins.core.budget import Budget, Limits
 from rlm_plugins.core.events import CodeExecuted, FinalReached, Observer, RootStep, RunFinished, RunStarted, emit
 from rlm_plugins.core.feedback import model_error
+from rlm_plugins.core.final_checks import final_problem
 from rlm_plugins.core.parsing import FinalVar
 from rlm_plugins.core.ports import (
     Action,
@@ -60,6 +61,8 @@ class Engine:
         observers: callables that receive every event of every run.
         final_fields: output field names for SUBMIT(**fields) (DSPy); None means FINAL(value).
         final_validator: checks a final answer before the run accepts it.
+        refuse_premature_final: refuse a literal final answer typed in before the model has seen any output of
+            the run, or after output of the same reply it has not read (see `rlm_plugins.core.final_checks`).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class Engine:
         observers: list[Observer] | None = None,
         final_fields: list[str] | None = None,
         final_validator: FinalValidator | None = None,
+        refuse_premature_final: bool = True,
     ) -> None:
         self.policy = policy
         self.sub_model = sub_model
@@ -94,6 +98,7 @@ class Engine:
         self.observers = list(observers or [])
         self.final_fields = final_fields
         self.final_validator = final_validator
+        self.refuse_premature_final = refuse_premature_final
 
     def new_run(
         self,
@@ -321,7 +326,7 @@ class Run:
             if isinstance(action.final, FinalVar):
                 code = f"FINAL_VAR({action.final.name!r})"
             else:
-                return self._accept(FinalAnswer(action.final), step)
+                return self._accept(FinalAnswer(action.final), step, state, None)
             action = Action(code=[code])
         for code in action.code:
             if not code or not code.strip():
@@ -341,12 +346,18 @@ class Run:
             step.runs.append(CodeRun(code, result))
             emit(self.observers, CodeExecuted(self.run_id, self.depth, step.iteration, code, result))
             if result.final is not None:
-                final, answer, stop = self._accept(result.final, step)
+                final, answer, stop = self._accept(result.final, step, state, code)
                 if stop:
                     return final, answer, stop
         return None, None, None
 
-    def _accept(self, final: FinalAnswer, step: Step) -> tuple[FinalAnswer | None, Any, str | None]:
+    def _accept(
+        self, final: FinalAnswer, step: Step, state: RunState, code: str | None
+    ) -> tuple[FinalAnswer | None, Any, str | None]:
+        refused = final_problem(state, step, code, refuse_premature=self.engine.refuse_premature_final)
+        if refused:
+            step.notes.append(model_error(refused))
+            return None, None, None
         validator = self.engine.final_validator if self.depth == 0 else None
         if validator is None:
             return final, final.fields if final.fields and final.value is None else final.value, "final"
