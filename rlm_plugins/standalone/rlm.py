@@ -15,8 +15,8 @@ from rlm_plugins.core.logger import RLMLogger
 from rlm_plugins.core.ports import Policy, SubModel
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.errors import ConfigurationError
+from rlm_plugins.models.chat import ChatModel, ChatSubModel
 from rlm_plugins.repl.factory import sandbox_factory
-from rlm_plugins.standalone.models import LiteLLMChat, LiteLLMSubModel
 
 DEFAULT_QUERY = (
     "The user's prompt is in the variable `context`. Read it in the REPL and do what it asks; answer with FINAL(...)."
@@ -141,7 +141,7 @@ class RLM:
         if policy is None:
             if not model:
                 raise ConfigurationError("pass model='provider/model' (e.g. 'openai/gpt-5-mini') or a policy")
-            chat = LiteLLMChat(model, **root_kwargs)
+            chat = ChatModel(model, **root_kwargs)
             policy = ChatPolicy(chat, chat.acall, model=model)
             self.model = model
         else:
@@ -149,7 +149,7 @@ class RLM:
         if sub_model is None:
             sub_model = model or self.model
         if isinstance(sub_model, str):
-            sub_model = LiteLLMSubModel(LiteLLMChat(sub_model, **{**root_kwargs, **sub_kwargs}))
+            sub_model = ChatSubModel(ChatModel(sub_model, **{**root_kwargs, **sub_kwargs}))
         self.sub_model = sub_model
         self.logger = logger
         observers = list(observers or [])
