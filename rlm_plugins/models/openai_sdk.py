@@ -38,7 +38,8 @@ def _make_sync(base_url: str | None, api_key: str | None) -> Any:
 def _make_async(base_url: str | None, api_key: str | None) -> Any:
     import openai
 
-    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+    http = openai.DefaultAsyncHttpxClient()  # not the wrapper whose __del__ schedules aclose on another loop
+    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, http_client=http)
 
 
 _POOL = ClientPool(_make_sync, _make_async)
