@@ -18,7 +18,8 @@ class Usage:
     """Tokens and cost of model calls, summed; cost is None while no provider has reported one.
 
     `input_tokens` counts every prompt token, `cached_input_tokens` the part a provider served from its prompt
-    cache; `memo_hits` counts sub-calls answered from the memo without a model call (they add no calls).
+    cache; `memo_hits` counts sub-calls answered from the memo without a model call (they add no calls), and
+    `compactions` the root requests whose history had to be compacted anew to stay under its budget.
     """
 
     calls: int = 0
@@ -27,6 +28,7 @@ class Usage:
     cost: float | None = None
     cached_input_tokens: int = 0
     memo_hits: int = 0
+    compactions: int = 0
 
     def add(self, other: Usage) -> None:
         self.calls += other.calls
@@ -34,6 +36,7 @@ class Usage:
         self.output_tokens += other.output_tokens
         self.cached_input_tokens += other.cached_input_tokens
         self.memo_hits += other.memo_hits
+        self.compactions += other.compactions
         if other.cost is not None:
             self.cost = (self.cost or 0.0) + other.cost
 
@@ -54,6 +57,7 @@ class Usage:
             "cost": self.cost,
             "cached_input_tokens": self.cached_input_tokens,
             "memo_hits": self.memo_hits,
+            "compactions": self.compactions,
         }
 
 
