@@ -37,46 +37,34 @@ class CostReport:
     @classmethod
     def from_usage(cls, usage: dict[str, Usage]) -> CostReport:
         """Build the report from a result's per-model usage."""
-        rows = (
-            ModelCost(
-                name,
-                u.calls,
-                u.input_tokens,
-                u.cached_input_tokens,
-                u.output_tokens,
-                u.cost,
-                u.memo_hits,
-                u.compactions,
+        return cls(tuple(_row(name, u) for name, u in sorted(usage.items())))
+
+    @property
+    def total(self) -> ModelCost:
+        """The sums over every model; its `cost` is None when no model was priced."""
+        summed = Usage()
+        for row in self.models:
+            summed.add(
+                Usage(
+                    row.calls,
+                    row.input_tokens,
+                    row.output_tokens,
+                    row.cost,
+                    row.cached_input_tokens,
+                    row.memo_hits,
+                    row.compactions,
+                )
             )
-            for name, u in sorted(usage.items())
-        )
-        return cls(tuple(rows))
-
-    @property
-    def calls(self) -> int:
-        return sum(row.calls for row in self.models)
-
-    @property
-    def input_tokens(self) -> int:
-        return sum(row.input_tokens for row in self.models)
-
-    @property
-    def cached_input_tokens(self) -> int:
-        return sum(row.cached_input_tokens for row in self.models)
-
-    @property
-    def output_tokens(self) -> int:
-        return sum(row.output_tokens for row in self.models)
-
-    @property
-    def memo_hits(self) -> int:
-        return sum(row.memo_hits for row in self.models)
+        return _row("total", summed)
 
     @property
     def total_cost(self) -> float | None:
         """USD over every priced model; None when none was priced."""
-        costs = [row.cost for row in self.models if row.cost is not None]
-        return sum(costs) if costs else None
+        return self.total.cost
+
+    @property
+    def cached_input_tokens(self) -> int:
+        return self.total.cached_input_tokens
 
     @property
     def unpriced(self) -> list[str]:
@@ -84,23 +72,14 @@ class CostReport:
         return [row.model for row in self.models if row.cost is None and row.calls]
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain data: the per-model rows and the totals."""
-        return {
-            "models": [asdict(row) for row in self.models],
-            "total": {
-                "calls": self.calls,
-                "input_tokens": self.input_tokens,
-                "cached_input_tokens": self.cached_input_tokens,
-                "output_tokens": self.output_tokens,
-                "memo_hits": self.memo_hits,
-                "cost": self.total_cost,
-            },
-            "unpriced": self.unpriced,
-        }
+        """Plain data: the per-model rows, the totals and the unpriced models."""
+        total = asdict(self.total)
+        del total["model"]
+        return {"models": [asdict(row) for row in self.models], "total": total, "unpriced": self.unpriced}
 
     def __str__(self) -> str:
         lines = ["model | calls | input tokens | cached | output tokens | memo hits | USD"]
-        for row in (*self.models, self._total_row()):
+        for row in (*self.models, self.total):
             usd = "-" if row.cost is None else f"{row.cost:.6f}"
             lines.append(
                 f"{row.model} | {row.calls} | {row.input_tokens:,} | {row.cached_input_tokens:,} | "
@@ -108,13 +87,8 @@ class CostReport:
             )
         return "\n".join(lines)
 
-    def _total_row(self) -> ModelCost:
-        return ModelCost(
-            "total",
-            self.calls,
-            self.input_tokens,
-            self.cached_input_tokens,
-            self.output_tokens,
-            self.total_cost,
-            self.memo_hits,
-        )
+
+def _row(name: str, u: Usage) -> ModelCost:
+    return ModelCost(
+        name, u.calls, u.input_tokens, u.cached_input_tokens, u.output_tokens, u.cost, u.memo_hits, u.compactions
+    )

@@ -18,21 +18,7 @@ DEFAULT_MAX_TOKENS = 8192
 """The Messages API requires `max_tokens`; this is sent when the caller gives none."""
 EPHEMERAL = {"type": "ephemeral"}
 
-
-def _make_sync(base_url: str | None, api_key: str | None) -> Any:
-    import anthropic
-
-    return anthropic.Anthropic(base_url=base_url, api_key=api_key, max_retries=0)
-
-
-def _make_async(base_url: str | None, api_key: str | None) -> Any:
-    import anthropic
-
-    http = anthropic.DefaultAsyncHttpxClient()  # not the wrapper whose __del__ schedules aclose on another loop
-    return anthropic.AsyncAnthropic(base_url=base_url, api_key=api_key, max_retries=0, http_client=http)
-
-
-_POOL = ClientPool(_make_sync, _make_async)
+_POOL = ClientPool("anthropic", "Anthropic", "AsyncAnthropic")
 
 
 class AnthropicTransport:

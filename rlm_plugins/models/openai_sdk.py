@@ -28,21 +28,7 @@ PROVIDERS: dict[str, tuple[str | None, str | None]] = {
 _LOCAL_KEY = "sk-no-key"
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
-
-def _make_sync(base_url: str | None, api_key: str | None) -> Any:
-    import openai
-
-    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
-
-
-def _make_async(base_url: str | None, api_key: str | None) -> Any:
-    import openai
-
-    http = openai.DefaultAsyncHttpxClient()  # not the wrapper whose __del__ schedules aclose on another loop
-    return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, http_client=http)
-
-
-_POOL = ClientPool(_make_sync, _make_async)
+_POOL = ClientPool("openai", "OpenAI", "AsyncOpenAI")
 
 
 class OpenAITransport:
