@@ -39,7 +39,7 @@ class MemoSubModel:
     def __init__(self, sub: SubModel, *, directory: str | os.PathLike[str] | None = None) -> None:
         self.sub = sub
         self.name = sub.name
-        self.directory = Path(directory) if directory is not None else None
+        self.directory = Path(directory).expanduser() if directory is not None else None
         self._identity = str(getattr(sub, "cache_key", None) or sub.name)
         self._lock = threading.Lock()
         self._entries: dict[str, cf.Future[Completion]] = {}

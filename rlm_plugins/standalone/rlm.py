@@ -62,8 +62,10 @@ def _backend_model(backend: str, kwargs: Mapping[str, Any]) -> tuple[str, dict[s
 class RLM:
     """A Recursive Language Model: the prompt lives in a sandboxed REPL, the root model explores it with code.
 
-    Models are litellm strings ("openai/gpt-5-mini", "anthropic/claude-...", "openrouter/...", any
-    OpenAI-compatible server with `api_base=`). The official package's `backend`, `backend_kwargs`,
+    Models are "provider/name" strings ("openai/gpt-5-mini", "anthropic/claude-...", "openrouter/...", any
+    OpenAI-compatible server with `api_base=`), each called through its fastest transport (`ChatModel`: the
+    openai or anthropic SDK, else litellm); `model_kwargs` / `sub_model_kwargs` take `ChatModel` options too
+    (max_retries, max_concurrency, rpm, tpm, transport, ...). The official package's `backend`, `backend_kwargs`,
     `environment` and `environment_kwargs` are accepted too, so code written for `rlms` runs unchanged.
 
     Args:

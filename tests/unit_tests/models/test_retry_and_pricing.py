@@ -97,3 +97,11 @@ def test_prices_come_from_the_offline_table_with_cache_rates():
 def test_context_window_where_the_table_knows_it():
     assert context_window("openai/gpt-4o-mini") == 128_000
     assert context_window("openai/no-such-model") is None
+
+
+def test_without_an_sdk_its_models_fall_back_to_litellm(monkeypatch):
+    monkeypatch.setattr("rlm_plugins.models.select._installed", lambda module: module != "anthropic")
+    assert transport_name("anthropic/claude-sonnet-4-5") == "litellm"
+    assert transport_name("openai/gpt-5-mini") == "openai"
+    monkeypatch.setattr("rlm_plugins.models.select._installed", lambda module: False)
+    assert transport_name("openai/gpt-5-mini") == "litellm"
