@@ -43,6 +43,12 @@ def w2_ours(base: str, context: str) -> str:
     return ours(base).completion(context, root_prompt="W2-BENCH ours").response
 
 
+def w2_ours_litellm(base: str, context: str) -> str:
+    """Ours with every model call through litellm, as before the transports (and memoisation) existed."""
+    engine = ours(base, model_kwargs={"transport": "litellm"}, memo=False)
+    return engine.completion(context, root_prompt="W2-BENCH ours").response
+
+
 def w2_official(base: str, context: str) -> str:
     import rlm
 
@@ -155,6 +161,7 @@ def _report(runs: int, context: str, base: str) -> None:
     base_time = None
     for name, fn in (
         ("rlm-plugins RLM (local sandbox, openai transport)", w2_ours),
+        ("rlm-plugins RLM, every call through litellm (before)", w2_ours_litellm),
         ("official rlms (local, openai SDK)", w2_official),
         ("dspy.RLM + LocalInterpreter (dspy.LM over litellm)", w2_dspy),
     ):

@@ -9,6 +9,7 @@ _DETAIL_PREFIX = re.compile(r"^(?:(?:litellm\.)?\w+(?:Error|Exception|Timeout)\s
 _MAX_DETAIL = 200
 _TIMEOUTS = frozenset({"Timeout", "APITimeoutError", "TimeoutException", "TimeoutError"})
 _CONNECTION = frozenset({"APIConnectionError", "ConnectError", "ClientConnectorError", "ConnectionError", "gaierror"})
+_MISSING_KEY_TEXT = ("missing credentials", "api_key client option", "could not resolve authentication method")
 _OVERFLOW_TEXT = ("maximum context length", "context window", "prompt is too long", "context_length_exceeded")
 
 
@@ -50,7 +51,7 @@ def describe(
     if names & _TIMEOUTS:
         within = f"no reply within timeout={timeout}s" if timeout is not None else "the call timed out"
         return f"{model}: {within}; retry later, raise timeout=, or lower the concurrency"
-    if "AuthenticationError" in names or "missing credentials" in text or "api_key client option" in text:
+    if "AuthenticationError" in names or any(marker in text for marker in _MISSING_KEY_TEXT):
         return f"{model}: authentication failed ({detail}); {key_hint()}"
     if "PermissionDeniedError" in names:
         return f"{model}: the key may not use this model ({detail}); check the account's access or pick another model"
