@@ -11,8 +11,9 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rlm_plugins.errors import ConfigurationError
 
@@ -133,11 +134,14 @@ class RateLimiter:
         rpm: requests per minute, or None for no request limit.
         tpm: tokens per minute (prompt estimate plus max output), or None for no token limit.
         clock: the monotonic clock (tests pass a fake one).
+        sleep: how `acquire` waits; `asleep`: how `aacquire` waits (tests record the waits instead).
     """
 
     rpm: float | None = None
     tpm: float | None = None
     clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Any] = time.sleep
+    asleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _buckets: dict[str, _Bucket] = field(default_factory=dict, repr=False)
 
@@ -187,13 +191,13 @@ class RateLimiter:
         """Reserve and sleep until the call may start."""
         wait = self.reserve(tokens)
         if wait > 0:
-            time.sleep(wait)
+            self.sleep(wait)
 
     async def aacquire(self, tokens: int = 0) -> None:
         """Reserve and wait without blocking the event loop."""
         wait = self.reserve(tokens)
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self.asleep(wait)
 
 
 @dataclass

@@ -245,3 +245,48 @@ def test_anthropic_errors_are_model_errors():
     with pytest.raises(ModelError, match="check api_base=") as info:
         ChatModel("anthropic/claude-sonnet-4-5", api_base=api_base, api_key="k", max_retries=0)("hi")
     assert isinstance(info.value.__cause__, anthropic.APIConnectionError)
+
+
+class Waits:
+    """Records a rate limiter's waits instead of sleeping them."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, seconds: float) -> None:
+        with self.lock:
+            self.waits.append(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        self(seconds)
+        await asyncio.sleep(0)
+
+
+def _rate_limited(server, model: str) -> tuple[ChatModel, Waits]:
+    chat = _chat(server, model, rpm=6)
+    waits = Waits()
+    chat.limits.rate.sleep, chat.limits.rate.asleep = waits, waits.asleep
+    return chat, waits
+
+
+def _spaced_at_ten_seconds(waits: list[float]) -> None:
+    assert len(waits) == 63
+    assert sorted(waits) == pytest.approx([10.0 * k for k in range(1, 64)], abs=0.5)
+
+
+def test_64_threads_queue_behind_the_request_rate(scripted_openai):
+    server = scripted_openai(lambda body: "ok")
+    chat, waits = _rate_limited(server, "openai/rate-limited-sync")
+    with ThreadPoolExecutor(64) as pool:
+        texts = [c.text for c in pool.map(chat, [str(i) for i in range(64)])]
+    assert texts == ["ok"] * 64 and len(server.requests) == 64
+    _spaced_at_ten_seconds(waits.waits)
+
+
+async def test_64_tasks_queue_behind_the_request_rate(scripted_openai):
+    server = scripted_openai(lambda body: "ok")
+    chat, waits = _rate_limited(server, "openai/rate-limited-async")
+    completions = await asyncio.gather(*(chat.acall(str(i)) for i in range(64)))
+    assert [c.text for c in completions] == ["ok"] * 64 and len(server.requests) == 64
+    _spaced_at_ten_seconds(waits.waits)
