@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="find a hidden number in a 1M-line haystack (offline without --model)")
     demo.add_argument("--lines", type=int, default=1_000_000, help="haystack size in lines")
     _model_options(demo, required=False)
+    from rlm_plugins.mcp.cli import add_parser as add_mcp
+
+    add_mcp(commands)
     return parser
 
 
@@ -97,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if getattr(args, "handler", None) is not None:
+        return args.handler(args)
     if args.model:
         problem = _check_key(args.model, args.api_base)
         if problem:

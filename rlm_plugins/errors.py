@@ -10,7 +10,9 @@
     │   └── SandboxTerminatedError the sandbox process died; the REPL state is gone
     │       └── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
     ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
-    └── ModelError                the root model could not be called
+    ├── ModelError                the root model could not be called
+    ├── McpToolError              an MCP server's tool failed or its server is gone (raised in the REPL code)
+    └── WorkspaceError            (also ValueError) the MCP gateway refused a path, handle, pattern or budget
 
 Errors aimed at the root model (a failed execution, a malformed reply) are not exceptions: they travel as
 `[Error] ...` notes formatted by `rlm_plugins.core.feedback`.
@@ -68,9 +70,18 @@ class ModelError(RLMError):
     partial: object = None
 
 
+class McpToolError(RLMError):
+    """A tool of an MCP server failed, or its server could not be started or reached; the message names it."""
+
+
+class WorkspaceError(RLMError, ValueError):
+    """The MCP gateway refused a request (a path outside the workspace, an unknown handle, a bad pattern)."""
+
+
 __all__ = [
     "ConfigurationError",
     "IsolationUnavailableError",
+    "McpToolError",
     "ModelError",
     "RLMError",
     "SandboxClosedError",
@@ -80,4 +91,5 @@ __all__ = [
     "SandboxTerminatedError",
     "SandboxTimeoutError",
     "SubModelError",
+    "WorkspaceError",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rlm_plugins.core.budget import Limits
@@ -73,6 +73,8 @@ class RLM:
         api_base: endpoint for both models; `model_kwargs` / `sub_model_kwargs` override per model.
         api_key: key for both models.
         tools: host functions the REPL code may call by name.
+        mcp_servers: MCP servers (URLs, command lines or `{"command", "args"}` dicts) whose tools become REPL
+            functions; they are started here and stopped by `close()`.
         logger: an `RLMLogger`; its JSONL files open in the official trajectory visualizer.
         verbose: print live progress to stderr.
 
@@ -116,6 +118,7 @@ class RLM:
         max_timeout: float | None = None,
         custom_tools: Mapping[str, Callable[..., Any]] | None = None,
         max_concurrent_subcalls: int | None = None,
+        mcp_servers: Sequence[str | Mapping[str, Any]] | None = None,
         **official: Any,
     ) -> None:
         unknown = sorted(set(official) - set(_IGNORED_OFFICIAL))
@@ -165,6 +168,12 @@ class RLM:
             observers.append(logger)
         if verbose:
             observers.append(ConsoleProgress())
+        self._mcp = None
+        if mcp_servers:
+            from rlm_plugins.mcp.tools import McpToolset
+
+            self._mcp = McpToolset(mcp_servers)
+            tools = {**self._mcp.tools(), **dict(tools or {})}
         self.sandbox_kind = sandbox if isinstance(sandbox, str) else getattr(sandbox, "__name__", "custom")
         self.engine = Engine(
             policy,
@@ -193,3 +202,14 @@ class RLM:
     async def acompletion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
         """The async twin of `completion`."""
         return await self.engine.arun(root_prompt or DEFAULT_QUERY, prompt)
+
+    def close(self) -> None:
+        """Stop what this RLM started (its MCP servers); runs already finished keep their results."""
+        if self._mcp is not None:
+            self._mcp.close()
+
+    def __enter__(self) -> RLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
