@@ -11,10 +11,12 @@
     │       ├── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
     │       └── SandboxCancelledError code ignored a cancel and the process had to be killed
     ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
-    └── ModelError                the root model could not be called
-        ├── ModelRateLimitError   the provider rate-limited the call
-        ├── ModelAuthenticationError  the provider refused the key
-        └── ModelTimeoutError     the provider did not answer in time
+    ├── ModelError                the root model could not be called
+    │   ├── ModelRateLimitError   the provider rate-limited the call
+    │   ├── ModelAuthenticationError  the provider refused the key
+    │   └── ModelTimeoutError     the provider did not answer in time
+    ├── McpToolError              an MCP server's tool failed or its server is gone (raised in the REPL code)
+    └── WorkspaceError            (also ValueError) the MCP gateway refused a path, handle, pattern or budget
 
 Errors raised to users end with the fix and do not chain the tracebacks of the libraries underneath: they are
 raised `from None`, with the original exception kept on `cause` for debugging.
@@ -98,9 +100,18 @@ class ModelTimeoutError(ModelError, TimeoutError):
     """A model call got no answer in time: retry, or raise the model client's timeout."""
 
 
+class McpToolError(RLMError):
+    """A tool of an MCP server failed, or its server could not be started or reached; the message names it."""
+
+
+class WorkspaceError(RLMError, ValueError):
+    """The MCP gateway refused a request (a path outside the workspace, an unknown handle, a bad pattern)."""
+
+
 __all__ = [
     "ConfigurationError",
     "IsolationUnavailableError",
+    "McpToolError",
     "ModelAuthenticationError",
     "ModelError",
     "ModelRateLimitError",
@@ -114,4 +125,5 @@ __all__ = [
     "SandboxTerminatedError",
     "SandboxTimeoutError",
     "SubModelError",
+    "WorkspaceError",
 ]

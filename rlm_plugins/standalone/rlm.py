@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rlm_plugins.core.budget import Limits
@@ -86,6 +86,8 @@ class RLM:
         max_history_tokens: the root prompt's history budget; by default half the root model's context window
             where litellm's price table knows it (at most 32,000 tokens), else about 10,000 tokens.
         tools: host functions the REPL code may call by name.
+        mcp_servers: MCP servers (URLs, command lines or `{"command", "args"}` dicts) whose tools become REPL
+            functions; they are started here and stopped by `close()`.
         logger: an `RLMLogger`; its JSONL files open in the official trajectory visualizer.
         verbose: print live progress to stderr.
 
@@ -132,6 +134,7 @@ class RLM:
         max_timeout: float | None = None,
         custom_tools: Mapping[str, Callable[..., Any]] | None = None,
         max_concurrent_subcalls: int | None = None,
+        mcp_servers: Sequence[str | Mapping[str, Any]] | None = None,
         **official: Any,
     ) -> None:
         unknown = sorted(set(official) - set(_IGNORED_OFFICIAL))
@@ -184,6 +187,12 @@ class RLM:
             observers.append(logger)
         if verbose:
             observers.append(ConsoleProgress())
+        self._mcp = None
+        if mcp_servers:
+            from rlm_plugins.mcp.tools import McpToolset
+
+            self._mcp = McpToolset(mcp_servers)
+            tools = {**self._mcp.tools(), **dict(tools or {})}
         self.sandbox_kind = sandbox if isinstance(sandbox, str) else getattr(sandbox, "__name__", "custom")
         self.engine = Engine(
             policy,
@@ -220,6 +229,17 @@ class RLM:
         engine = copy.copy(self.engine)
         engine.sub_model = self.memo.scope()
         return engine
+
+    def close(self) -> None:
+        """Stop what this RLM started (its MCP servers); runs already finished keep their results."""
+        if self._mcp is not None:
+            self._mcp.close()
+
+    def __enter__(self) -> RLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _history_budget(model: str, tokens: int | None) -> int | None:
