@@ -9,7 +9,6 @@ from typing import Any
 import dspy
 import pydantic
 from dspy.adapters.utils import parse_value
-from dspy.primitives.code_interpreter import _validate_interpreter_factory
 from dspy.signatures.signature import ensure_signature
 from dspy.utils.annotation import experimental
 from pydantic_core import to_jsonable_python
@@ -20,6 +19,11 @@ from rlm_plugins.core.events import Observer
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.dspy._context import bind, capture
 from rlm_plugins.dspy._interpreter_sandbox import InterpreterSandbox
+from rlm_plugins.dspy._runtime import (
+    execution_instructions_of,
+    validate_interpreter_factory,
+    with_execution_instructions,
+)
 from rlm_plugins.dspy._validation import (
     RESERVED_RESULT_NAMES,
     RESERVED_SANDBOX_NAMES,
@@ -131,7 +135,7 @@ class RLM(dspy.Module):
         self.observers = list(observers or [])
         self._limits()
         if interpreter_factory is not None:
-            _validate_interpreter_factory(interpreter_factory)
+            validate_interpreter_factory(interpreter_factory)
             if sandbox is not None:
                 raise ConfigurationError("pass either sandbox= or interpreter_factory=, not both")
         self._interpreter_factory = interpreter_factory
@@ -168,16 +172,20 @@ class RLM(dspy.Module):
             max_cost=self.max_cost,
         )
 
-    def _resolve_sandbox(self, interpreter_factory: Callable[[], Any] | None) -> SandboxFactory:
-        """Per-call factory, then the constructor's factory or sandbox, then dspy.settings, then "local"."""
+    def _factory(self, interpreter_factory: Callable[[], Any] | None) -> Callable[[], Any] | None:
+        """The DSPy interpreter factory of a call: per call, then the constructor's, then dspy.settings (unless
+        the constructor chose a `sandbox`); None when the call runs on a sandbox."""
         factory = interpreter_factory or self._interpreter_factory
-        if factory is None and self._sandbox_factory is not None:
-            return self._sandbox_factory
-        if factory is None:
+        if factory is None and self._sandbox_factory is None:
             factory = dspy.settings.get("interpreter_factory")
+        if factory is not None:
+            validate_interpreter_factory(factory)
+        return factory
+
+    def _resolve_sandbox(self, factory: Callable[[], Any] | None) -> SandboxFactory:
+        """The interpreter factory as the engine's sandbox factory, else the constructor's sandbox, else "local"."""
         if factory is None:
-            return sandbox_factory("local", **self._sandbox_options)
-        _validate_interpreter_factory(factory)
+            return self._sandbox_factory or sandbox_factory("local", **self._sandbox_options)
         if isinstance(factory, InterpreterFactory):
             return sandbox_factory(factory.sandbox, **{**factory.options, **self._sandbox_options})
 
@@ -186,8 +194,17 @@ class RLM(dspy.Module):
 
         return make
 
+    def _action_signature_for(self, factory: Callable[[], Any] | None) -> type[dspy.Signature] | None:
+        """The action signature describing the factory's runtime, when it describes one (as dspy.RLM does)."""
+        instructions = execution_instructions_of(factory) if factory is not None else ""
+        if not instructions:
+            return None
+        current = getattr(self.generate_action, "signature", self._action_signature)
+        return with_execution_instructions(current, instructions)
+
     def _engine(self, interpreter_factory: Callable[[], Any] | None) -> tuple[Engine, PredictPolicy]:
         overrides = capture()
+        factory = self._factory(interpreter_factory)
         policy = PredictPolicy(
             self.generate_action,
             self.extract,
@@ -195,12 +212,13 @@ class RLM(dspy.Module):
             self._child_signatures,
             verbose=self.verbose,
             overrides=overrides,
+            action_signature=self._action_signature_for(factory),
         )
         tools = {name: bind(repl_callable(tool), overrides) for name, tool in self._user_tools.items()}
         engine = Engine(
             policy,
             LMSubModel(self.sub_lm, overrides),
-            self._resolve_sandbox(interpreter_factory),
+            self._resolve_sandbox(factory),
             limits=self._limits(),
             max_output_chars=self.max_output_chars,
             max_concurrency=self.max_concurrency,
