@@ -2,7 +2,8 @@
 
 A factory is a zero-argument callable returning a `dspy.CodeInterpreter`; an interpreter object itself is refused
 (its ownership would be ambiguous). Its optional `execution_instructions` string describes the runtime and replaces
-the "Execution environment" part of the `generate_action` instructions for the calls that run on it.
+the "Execution environment" part of the `generate_action` instructions: at construction for the factory active then,
+and per call (only that fragment, so an optimizer's other edits stay) when a call runs on another runtime.
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ def execution_instructions_of(factory: Any) -> str:
 
 
 def execution_rules(instructions: str) -> str:
-    """The "Execution environment" fragment of the action instructions for a runtime's own description."""
-    return f"\nExecution environment:\n{instructions}\n" if instructions else ""
+    """The "Execution environment" fragment of the action instructions: the runtime's own text, else ours."""
+    return f"\nExecution environment:\n{instructions}\n" if instructions else EXECUTION_RULES
 
 
-def with_execution_instructions(signature: type[dspy.Signature], instructions: str) -> type[dspy.Signature]:
-    """`signature` with its execution-environment fragment describing `instructions`' runtime instead."""
+def with_execution_rules(signature: type[dspy.Signature], old: str, new: str) -> type[dspy.Signature]:
+    """`signature` with the fragment `old` replaced by `new` (appended when an optimizer dropped `old`)."""
+    if old == new:
+        return signature
     current = signature.instructions
-    rules = execution_rules(instructions)
-    if EXECUTION_RULES in current:
-        return signature.with_instructions(current.replace(EXECUTION_RULES, rules or "\n", 1))
-    return signature.with_instructions(current + rules) if rules else signature
+    if old and old in current:
+        return signature.with_instructions(current.replace(old, new, 1))
+    return signature.with_instructions(current + new)

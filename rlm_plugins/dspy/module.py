@@ -21,8 +21,9 @@ from rlm_plugins.dspy._context import bind, capture
 from rlm_plugins.dspy._interpreter_sandbox import InterpreterSandbox
 from rlm_plugins.dspy._runtime import (
     execution_instructions_of,
+    execution_rules,
     validate_interpreter_factory,
-    with_execution_instructions,
+    with_execution_rules,
 )
 from rlm_plugins.dspy._validation import (
     RESERVED_RESULT_NAMES,
@@ -34,7 +35,7 @@ from rlm_plugins.dspy._validation import (
 )
 from rlm_plugins.dspy.interpreter import InterpreterFactory
 from rlm_plugins.dspy.policy import ChildSignatures, PredictPolicy, history_of
-from rlm_plugins.dspy.signatures import build_signatures, format_tool_docs
+from rlm_plugins.dspy.signatures import EXECUTION_RULES, build_signatures, format_tool_docs
 from rlm_plugins.dspy.submodel import LMSubModel
 from rlm_plugins.errors import ConfigurationError
 from rlm_plugins.repl.base import FinalAnswer
@@ -152,9 +153,10 @@ class RLM(dspy.Module):
         action, extract, child_action, child_extract = build_signatures(
             self.signature, max_llm_calls, format_tool_docs(self._user_tools)
         )
-        self._action_signature = action
+        self._execution_rules = self._rules_for(self._factory(None))
+        self._action_signature = with_execution_rules(action, EXECUTION_RULES, self._execution_rules)
         self._child_signatures = ChildSignatures(child_action, child_extract)
-        self.generate_action = dspy.Predict(action)
+        self.generate_action = dspy.Predict(self._action_signature)
         self.extract = dspy.Predict(extract)
 
     @property
@@ -194,13 +196,18 @@ class RLM(dspy.Module):
 
         return make
 
+    @staticmethod
+    def _rules_for(factory: Callable[[], Any] | None) -> str:
+        """The "Execution environment" fragment of the action prompt for a call running on `factory`."""
+        return execution_rules(execution_instructions_of(factory) if factory is not None else "")
+
     def _action_signature_for(self, factory: Callable[[], Any] | None) -> type[dspy.Signature] | None:
-        """The action signature describing the factory's runtime, when it describes one (as dspy.RLM does)."""
-        instructions = execution_instructions_of(factory) if factory is not None else ""
-        if not instructions:
+        """The action signature of a call on another runtime than at construction (as dspy.RLM does), else None."""
+        rules = self._rules_for(factory)
+        if rules == self._execution_rules:
             return None
         current = getattr(self.generate_action, "signature", self._action_signature)
-        return with_execution_instructions(current, instructions)
+        return with_execution_rules(current, self._execution_rules, rules)
 
     def _engine(self, interpreter_factory: Callable[[], Any] | None) -> tuple[Engine, PredictPolicy]:
         overrides = capture()

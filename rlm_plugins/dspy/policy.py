@@ -105,7 +105,7 @@ class PredictPolicy:
 
     def _model(self) -> str:
         """The root LM's name, for error messages."""
-        lm = self.generate_action.lm or self.overrides.get("lm") or dspy.settings.lm
+        lm = getattr(self.generate_action, "lm", None) or self.overrides.get("lm") or dspy.settings.lm
         return str(getattr(lm, "model", None) or "the root LM")
 
     def _extract_inputs(self, state: RunState) -> dict[str, Any]:

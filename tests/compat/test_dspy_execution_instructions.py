@@ -74,3 +74,9 @@ def test_non_string_instructions_are_a_type_error(module_class, call):
         lm = ScriptedLM(root(("done", "SUBMIT(answer='ok')")))
         with dspy.context(lm=lm):
             call(module_class("q -> answer", sub_lm=echo_sub(), interpreter_factory=factory), q="x")
+
+
+@pytest.mark.parametrize("module_class", [dspy.RLM, RLM], ids=["dspy", "ours"])
+def test_the_constructor_factory_shapes_the_saved_signature(module_class):
+    instructions = module_class("q -> answer", interpreter_factory=mars_factory).generate_action.signature.instructions
+    assert MARS in instructions

@@ -67,3 +67,26 @@ def test_bad_factories_are_refused_at_construction(module_class, factory):
     with pytest.raises(TypeError) as native:
         dspy.RLM("q -> answer", interpreter_factory=factory)
     assert str(raised.value) == str(native.value)
+
+
+class RaisingPredictor:
+    """A replacement `generate_action` with no `lm` attribute, as DSPy's own tests install."""
+
+    def __call__(self, **kwargs):
+        raise ValueError("unexpected predictor failure")
+
+
+@pytest.mark.parametrize("module_class", MODULES)
+def test_a_predictor_failure_propagates_and_the_interpreter_is_shut_down(module_class):
+    made: list[DictInterpreter] = []
+
+    def factory() -> DictInterpreter:
+        made.append(DictInterpreter())
+        made[-1].started = True
+        return made[-1]
+
+    rlm = module_class("q -> answer", max_iters=1, interpreter_factory=factory)
+    rlm.generate_action = RaisingPredictor()
+    with pytest.raises(ValueError, match="unexpected predictor failure"):
+        rlm(q="x")
+    assert len(made) == 1 and made[0].started is False
