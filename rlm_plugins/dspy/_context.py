@@ -15,23 +15,24 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dspy.dsp.utils.settings import thread_local_overrides
 from dspy.dsp.utils.utils import dotdict
+
+from rlm_plugins.dspy._dspy_private import overrides_var
 
 
 def capture() -> dict[str, Any]:
     """The `dspy.context` overrides in force in the calling thread or task."""
-    return dotdict(thread_local_overrides.get())
+    return dotdict(overrides_var.get())
 
 
 @contextlib.contextmanager
 def applied(overrides: dict[str, Any]) -> Iterator[None]:
     """Run a block under `overrides` (merged over whatever the current thread has)."""
-    token = thread_local_overrides.set(dotdict({**thread_local_overrides.get(), **overrides}))
+    token = overrides_var.set(dotdict({**overrides_var.get(), **overrides}))
     try:
         yield
     finally:
-        thread_local_overrides.reset(token)
+        overrides_var.reset(token)
 
 
 def bind(fn: Callable[..., Any], overrides: dict[str, Any]) -> Callable[..., Any]:

@@ -2,8 +2,9 @@
 
 The protocol is synchronous and carries no output flags, so this adapter runs `execute` on a worker thread for
 the async path (serving async tools on the caller's event loop) and maps DSPy's outcomes to an `ExecResult`:
-`FinalOutput` to a final answer, `SyntaxError` / `CodeExecutionError` to an error the model sees, and a bare
-`CodeInterpreterError` to a dead sandbox.
+`FinalOutput` to a final answer and `SyntaxError` / `CodeExecutionError` to an error the model sees. As in
+`dspy.RLM`, a bare `CodeInterpreterError` (the interpreter itself failed) and a failure to make or start the
+interpreter leave the module unchanged: they are not the model's to fix.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from typing import Any
 
 from dspy.primitives.code_interpreter import (
     CodeExecutionError,
+    CodeInterpreter,
     CodeInterpreterError,
     FinalOutput,
-    _validate_interpreter,
 )
 
 from rlm_plugins._threads import in_thread
 from rlm_plugins.core.feedback import clip
-from rlm_plugins.errors import SandboxCancelledError, SandboxClosedError, SandboxStartError, SandboxTerminatedError
+from rlm_plugins.dspy._dspy_private import reset_tool_registration
+from rlm_plugins.errors import SandboxCancelledError, SandboxClosedError
 from rlm_plugins.repl._tools import ToolCaller
 from rlm_plugins.repl._values import safe_str
 from rlm_plugins.repl.base import BaseSandbox, ExecError, ExecResult, FinalAnswer, Format, Tool
@@ -53,15 +55,13 @@ class InterpreterSandbox(BaseSandbox):
             raise SandboxClosedError("this sandbox was closed; create a new one")
         if self.interpreter is not None:
             return
-        try:
-            interpreter = self.factory()
-            _validate_interpreter(interpreter)
-            if hasattr(interpreter, "output_fields"):
-                fields = self.final_fields
-                interpreter.output_fields = [{"name": name} for name in fields] if fields else None
-            interpreter.start()
-        except (CodeInterpreterError, TypeError, OSError) as exc:
-            raise SandboxStartError(f"the interpreter from interpreter_factory did not start: {exc}") from exc
+        interpreter = self.factory()
+        if not isinstance(interpreter, CodeInterpreter):
+            raise TypeError(f"interpreter must implement CodeInterpreter, not {type(interpreter).__name__}.")
+        if hasattr(interpreter, "output_fields"):
+            fields = self.final_fields
+            interpreter.output_fields = [{"name": name} for name in fields] if fields else None
+        interpreter.start()
         self.interpreter = interpreter
 
     def load(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
@@ -79,8 +79,7 @@ class InterpreterSandbox(BaseSandbox):
         self.start()
         interpreter = self.interpreter
         interpreter.tools.update({name: caller.bind(fn) for name, fn in (tools or {}).items()})
-        if hasattr(interpreter, "_tools_registered"):
-            interpreter._tools_registered = False
+        reset_tool_registration(interpreter)
         variables, self._pending = self._pending, {}
         self._cancel_asked = False
         try:
@@ -94,7 +93,7 @@ class InterpreterSandbox(BaseSandbox):
         except CodeInterpreterError as exc:
             if self._cancelled:
                 raise SandboxCancelledError("the execution was cancelled; the interpreter was shut down") from exc
-            raise SandboxTerminatedError(f"the interpreter failed and its state is lost: {exc}") from exc
+            raise
         if isinstance(outcome, FinalOutput):
             raw = outcome.output
             return ExecResult(final=FinalAnswer(None, raw) if isinstance(raw, dict) else FinalAnswer(raw))

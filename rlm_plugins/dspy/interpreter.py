@@ -7,11 +7,14 @@ Each interpreter owns one sandbox (`local`, `inprocess` or `e2b`), started on th
 Input variables travel into it once: a variable that is the same object as at the previous `execute` is not sent
 again, and big values go as a file (tmpfs for `local`), never as code text. Tool calls from the running code are
 served concurrently on host threads under the caller's `dspy.context`, so `llm_query`, user tools and DSPy's
-sandbox facade (`__dspy_construct__` / `__dspy_call__`, for sub-agents built in the REPL) all work.
+sandbox facade (`__dspy_construct__` / `__dspy_call__`, for sub-agents built in the REPL) all work. As with
+`dspy.LocalInterpreter`, `start`, `execute`, `shutdown` and every tool call (`invoke_tool`) are reported to DSPy's
+callbacks (`dspy.context(callbacks=...)` and the interpreter's own `callbacks=`) as `on_interpreter_*` events.
 """
 
 from __future__ import annotations
 
+import functools
 import keyword
 import pathlib
 import threading
@@ -19,9 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 from dspy.primitives.code_interpreter import CodeExecutionError, CodeInterpreterError, FinalOutput
+from dspy.utils.callback import BaseCallback, with_callbacks
 from pydantic_core import to_jsonable_python
 
 from rlm_plugins.errors import ConfigurationError, RLMError, SandboxError
+from rlm_plugins.repl._tools import is_async
 from rlm_plugins.repl.base import BaseSandbox, ExecResult
 from rlm_plugins.repl.factory import BACKENDS, create_sandbox
 
@@ -54,6 +59,7 @@ class SandboxInterpreter:
         output_fields: the `SUBMIT` fields (`[{"name": ...}, ...]`), read when the sandbox starts.
         max_output_chars: printed output kept per execution (cut inside the sandbox).
         timeout: seconds one execution may run; past it the code is interrupted (the session survives).
+        callbacks: DSPy callbacks of this interpreter, on top of those in `dspy.settings`.
         **options: passed to the sandbox (e.g. `isolation="require"` for local, `template=` for e2b).
 
     Examples:
@@ -73,11 +79,13 @@ class SandboxInterpreter:
         *,
         max_output_chars: int = 100_000,
         timeout: float = 300.0,
+        callbacks: list[BaseCallback] | None = None,
         **options: Any,
     ) -> None:
         if sandbox not in BACKENDS:
             raise ConfigurationError(f"unknown sandbox kind {sandbox!r}; use one of: {', '.join(sorted(BACKENDS))}")
         self.kind = sandbox
+        self.callbacks = list(callbacks or [])
         self.tools: dict[str, Callable[..., Any]] = dict(tools or {})
         self.output_fields = output_fields
         self.max_output_chars = max_output_chars
@@ -99,6 +107,7 @@ class SandboxInterpreter:
             return ["output"]
         return [str(field["name"]) for field in self.output_fields]
 
+    @with_callbacks
     def start(self) -> None:
         """Start the sandbox; a no-op when it runs. After `shutdown()` it raises `CodeInterpreterError`."""
         with self._lock:
@@ -115,6 +124,7 @@ class SandboxInterpreter:
                 raise CodeInterpreterError(f"the {self.kind} sandbox could not start: {exc}") from exc
             self._sandbox = sandbox
 
+    @with_callbacks
     def execute(self, code: str, variables: dict[str, Any] | None = None) -> Any:
         """Run `code`; returns `FinalOutput` on SUBMIT, else the output (or a last-line value, or None).
 
@@ -140,13 +150,47 @@ class SandboxInterpreter:
                     continue
                 sandbox.load(name, value if isinstance(value, _PASS_AS_IS) else to_jsonable_python(value, fallback=str))
                 self._sent[name] = value
-            result = sandbox.execute(code, tools=self.tools, timeout=self.timeout)
+            result = sandbox.execute(code, tools=self._routed_tools(), timeout=self.timeout)
         except SandboxError as exc:
             self.shutdown()
             raise CodeInterpreterError(f"the {self.kind} sandbox failed and its state is lost: {exc}") from exc
         except RLMError as exc:
             raise CodeInterpreterError(str(exc)) from exc
         return self._outcome(result)
+
+    def _tool(self, tool_name: str) -> Callable[..., Any]:
+        if tool_name not in self.tools:
+            raise CodeInterpreterError(f"Unknown tool: {tool_name}")
+        return self.tools[tool_name]
+
+    @with_callbacks
+    def invoke_tool(self, tool_name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Call one registered host tool, as the running code does (reported as DSPy's `on_interpreter_tool_call`)."""
+        return self._tool(tool_name)(*args, **kwargs)
+
+    async def _ainvoke_tool(self, tool_name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        return await self._tool(tool_name)(*args, **kwargs)
+
+    _ainvoke_tool.__name__ = "invoke_tool"  # DSPy names the callback event after the method
+    ainvoke_tool = with_callbacks(_ainvoke_tool)
+
+    def _routed_tools(self) -> dict[str, Callable[..., Any]]:
+        """The tools as the sandbox calls them: each call goes through `invoke_tool` (or its async twin)."""
+        routed: dict[str, Callable[..., Any]] = {}
+        for name, fn in self.tools.items():
+            if is_async(fn):
+
+                async def acall(*args: Any, _name: str = name, **kwargs: Any) -> Any:
+                    return await self.ainvoke_tool(_name, list(args), kwargs)
+
+                routed[name] = functools.wraps(fn)(acall)
+            else:
+
+                def call(*args: Any, _name: str = name, **kwargs: Any) -> Any:
+                    return self.invoke_tool(_name, list(args), kwargs)
+
+                routed[name] = functools.wraps(fn)(call)
+        return routed
 
     def _outcome(self, result: ExecResult) -> Any:
         if result.final is not None:
@@ -170,6 +214,7 @@ class SandboxInterpreter:
             return result.value
         return output or None
 
+    @with_callbacks
     def shutdown(self) -> None:
         """Stop the sandbox and end the session; calling it again is a no-op."""
         with self._lock:

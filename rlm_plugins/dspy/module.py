@@ -9,7 +9,6 @@ from typing import Any
 import dspy
 import pydantic
 from dspy.adapters.utils import parse_value
-from dspy.primitives.code_interpreter import _validate_interpreter_factory
 from dspy.signatures.signature import ensure_signature
 from dspy.utils.annotation import experimental
 from pydantic_core import to_jsonable_python
@@ -20,6 +19,12 @@ from rlm_plugins.core.events import Observer
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.dspy._context import bind, capture
 from rlm_plugins.dspy._interpreter_sandbox import InterpreterSandbox
+from rlm_plugins.dspy._runtime import (
+    execution_instructions_of,
+    execution_rules,
+    validate_interpreter_factory,
+    with_execution_rules,
+)
 from rlm_plugins.dspy._validation import (
     RESERVED_RESULT_NAMES,
     RESERVED_SANDBOX_NAMES,
@@ -30,7 +35,7 @@ from rlm_plugins.dspy._validation import (
 )
 from rlm_plugins.dspy.interpreter import InterpreterFactory
 from rlm_plugins.dspy.policy import ChildSignatures, PredictPolicy, history_of
-from rlm_plugins.dspy.signatures import build_signatures, format_tool_docs
+from rlm_plugins.dspy.signatures import EXECUTION_RULES, build_signatures, format_tool_docs
 from rlm_plugins.dspy.submodel import LMSubModel
 from rlm_plugins.errors import ConfigurationError
 from rlm_plugins.repl.base import FinalAnswer
@@ -131,7 +136,7 @@ class RLM(dspy.Module):
         self.observers = list(observers or [])
         self._limits()
         if interpreter_factory is not None:
-            _validate_interpreter_factory(interpreter_factory)
+            validate_interpreter_factory(interpreter_factory)
             if sandbox is not None:
                 raise ConfigurationError("pass either sandbox= or interpreter_factory=, not both")
         self._interpreter_factory = interpreter_factory
@@ -148,9 +153,10 @@ class RLM(dspy.Module):
         action, extract, child_action, child_extract = build_signatures(
             self.signature, max_llm_calls, format_tool_docs(self._user_tools)
         )
-        self._action_signature = action
+        self._execution_rules = self._rules_for(self._factory(None))
+        self._action_signature = with_execution_rules(action, EXECUTION_RULES, self._execution_rules)
         self._child_signatures = ChildSignatures(child_action, child_extract)
-        self.generate_action = dspy.Predict(action)
+        self.generate_action = dspy.Predict(self._action_signature)
         self.extract = dspy.Predict(extract)
 
     @property
@@ -168,16 +174,20 @@ class RLM(dspy.Module):
             max_cost=self.max_cost,
         )
 
-    def _resolve_sandbox(self, interpreter_factory: Callable[[], Any] | None) -> SandboxFactory:
-        """Per-call factory, then the constructor's factory or sandbox, then dspy.settings, then "local"."""
+    def _factory(self, interpreter_factory: Callable[[], Any] | None) -> Callable[[], Any] | None:
+        """The DSPy interpreter factory of a call: per call, then the constructor's, then dspy.settings (unless
+        the constructor chose a `sandbox`); None when the call runs on a sandbox."""
         factory = interpreter_factory or self._interpreter_factory
-        if factory is None and self._sandbox_factory is not None:
-            return self._sandbox_factory
-        if factory is None:
+        if factory is None and self._sandbox_factory is None:
             factory = dspy.settings.get("interpreter_factory")
+        if factory is not None:
+            validate_interpreter_factory(factory)
+        return factory
+
+    def _resolve_sandbox(self, factory: Callable[[], Any] | None) -> SandboxFactory:
+        """The interpreter factory as the engine's sandbox factory, else the constructor's sandbox, else "local"."""
         if factory is None:
-            return sandbox_factory("local", **self._sandbox_options)
-        _validate_interpreter_factory(factory)
+            return self._sandbox_factory or sandbox_factory("local", **self._sandbox_options)
         if isinstance(factory, InterpreterFactory):
             return sandbox_factory(factory.sandbox, **{**factory.options, **self._sandbox_options})
 
@@ -186,8 +196,22 @@ class RLM(dspy.Module):
 
         return make
 
+    @staticmethod
+    def _rules_for(factory: Callable[[], Any] | None) -> str:
+        """The "Execution environment" fragment of the action prompt for a call running on `factory`."""
+        return execution_rules(execution_instructions_of(factory) if factory is not None else "")
+
+    def _action_signature_for(self, factory: Callable[[], Any] | None) -> type[dspy.Signature] | None:
+        """The action signature of a call on another runtime than at construction (as dspy.RLM does), else None."""
+        rules = self._rules_for(factory)
+        if rules == self._execution_rules:
+            return None
+        current = getattr(self.generate_action, "signature", self._action_signature)
+        return with_execution_rules(current, self._execution_rules, rules)
+
     def _engine(self, interpreter_factory: Callable[[], Any] | None) -> tuple[Engine, PredictPolicy]:
         overrides = capture()
+        factory = self._factory(interpreter_factory)
         policy = PredictPolicy(
             self.generate_action,
             self.extract,
@@ -195,12 +219,13 @@ class RLM(dspy.Module):
             self._child_signatures,
             verbose=self.verbose,
             overrides=overrides,
+            action_signature=self._action_signature_for(factory),
         )
         tools = {name: bind(repl_callable(tool), overrides) for name, tool in self._user_tools.items()}
         engine = Engine(
             policy,
             LMSubModel(self.sub_lm, overrides),
-            self._resolve_sandbox(interpreter_factory),
+            self._resolve_sandbox(factory),
             limits=self._limits(),
             max_output_chars=self.max_output_chars,
             max_concurrency=self.max_concurrency,

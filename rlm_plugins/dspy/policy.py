@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import dspy
-from dspy.predict.rlm import _strip_code_fences
 from dspy.primitives.repl_types import REPLEntry, REPLHistory, REPLVariable
 
 from rlm_plugins.core.feedback import model_error
 from rlm_plugins.core.ports import Action, Completion, ContextInfo, RunState, Step
 from rlm_plugins.dspy._context import capture
+from rlm_plugins.dspy._fences import strip_code_fences
 from rlm_plugins.dspy._usage import Meter, metered
 
 logger = logging.getLogger("rlm_plugins.dspy")
@@ -51,6 +51,7 @@ class PredictPolicy:
         child: the signatures for `rlm_query` children.
         verbose: log each step's reasoning and code, as `dspy.RLM(verbose=True)` does.
         overrides: the module call's `dspy.context`, re-applied for `rlm_query` children (they run on tool threads).
+        action_signature: the root's `generate_action` signature for this call, when the interpreter changes it.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class PredictPolicy:
         *,
         verbose: bool = False,
         overrides: dict[str, Any] | None = None,
+        action_signature: type[dspy.Signature] | None = None,
     ) -> None:
         self.generate_action = generate_action
         self.extract_predictor = extract
@@ -70,6 +72,7 @@ class PredictPolicy:
         self.verbose = verbose
         self.extracted: Any = None
         self.overrides = capture() if overrides is None else overrides
+        self.action_signature = action_signature
 
     def _action_inputs(self, state: RunState) -> dict[str, Any]:
         inputs: dict[str, Any] = {
@@ -79,6 +82,8 @@ class PredictPolicy:
         }
         if state.depth > 0:
             inputs["signature"] = self.child.action
+        elif self.action_signature is not None:
+            inputs["signature"] = self.action_signature
         return inputs
 
     def _variables_info(self, state: RunState) -> list[str]:
@@ -100,7 +105,7 @@ class PredictPolicy:
 
     def _model(self) -> str:
         """The root LM's name, for error messages."""
-        lm = self.generate_action.lm or self.overrides.get("lm") or dspy.settings.lm
+        lm = getattr(self.generate_action, "lm", None) or self.overrides.get("lm") or dspy.settings.lm
         return str(getattr(lm, "model", None) or "the root LM")
 
     def _extract_inputs(self, state: RunState) -> dict[str, Any]:
@@ -138,7 +143,7 @@ class PredictPolicy:
             logger.info(f"RLM iteration {state.iteration}/{state.max_iterations}\nReasoning: {reasoning}\nCode:\n{raw}")
         action = Action(reasoning=reasoning, response=raw)
         try:
-            code = _strip_code_fences(raw)
+            code = strip_code_fences(raw)
         except SyntaxError as exc:
             action.notes.append(model_error(str(exc)))
             return action
