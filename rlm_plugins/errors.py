@@ -9,8 +9,14 @@
     │   ├── SandboxProtocolError  the sandbox sent a malformed or oversize message (it is then stopped)
     │   └── SandboxTerminatedError the sandbox process died; the REPL state is gone
     │       └── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
+    │   └── SandboxUnavailableError a paused run's sandbox cannot be reached from here (local, other process)
     ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
-    └── ModelError                the root model could not be called
+    ├── ModelError                the root model could not be called
+    ├── RunCancelledError         the run was cancelled before it could start its sandbox
+    └── SessionError
+        ├── SessionExpiredError   (also LookupError) the session or paused run is gone: idle, expired, closed
+        │                         or already resumed
+        └── SessionBusyError      a session turn was started while another one is running
 
 Errors aimed at the root model (a failed execution, a malformed reply) are not exceptions: they travel as
 `[Error] ...` notes formatted by `rlm_plugins.core.feedback`.
@@ -55,6 +61,10 @@ class SandboxTimeoutError(SandboxTerminatedError):
     """Code ran past its timeout, ignored the interrupt, and the sandbox was killed."""
 
 
+class SandboxUnavailableError(SandboxError):
+    """A paused run's sandbox cannot be reached from this process (a local sandbox lives in the one that paused)."""
+
+
 class SubModelError(RLMError):
     """A sub-model call failed."""
 
@@ -68,16 +78,37 @@ class ModelError(RLMError):
     partial: object = None
 
 
+class RunCancelledError(RLMError):
+    """The run was cancelled before its sandbox started."""
+
+
+class SessionError(RLMError):
+    """Something went wrong with a session or a paused run."""
+
+
+class SessionExpiredError(SessionError, LookupError):
+    """The session or paused run is gone (idle too long, expired, closed, or already resumed)."""
+
+
+class SessionBusyError(SessionError):
+    """A session runs one turn at a time; a second turn was started while one is running."""
+
+
 __all__ = [
     "ConfigurationError",
     "IsolationUnavailableError",
     "ModelError",
     "RLMError",
+    "RunCancelledError",
     "SandboxClosedError",
     "SandboxError",
     "SandboxProtocolError",
     "SandboxStartError",
     "SandboxTerminatedError",
     "SandboxTimeoutError",
+    "SandboxUnavailableError",
+    "SessionBusyError",
+    "SessionError",
+    "SessionExpiredError",
     "SubModelError",
 ]

@@ -37,6 +37,8 @@ class SubCalls:
 
     def _reserve(self, n: int) -> str | None:
         """None when `n` calls may start; else the error string every slot gets."""
+        if self.run.cancelled:
+            return "[Error] the run was cancelled; no more sub-calls start."
         reason = self.run.budget.reserve_calls(n)
         if reason is None:
             return None
@@ -119,19 +121,19 @@ class SubCalls:
         return list(await asyncio.gather(*(one(p) for p in items)))
 
     def rlm(self, prompt: Any, context: Any = None) -> str:
-        child = self.run.child()
+        child = self.run.child(*_child_args(prompt, context))
         if child is None:
             return self.query(prompt)
         started = time.perf_counter()
-        result = child.run_sync(*_child_args(prompt, context))
+        result = child.run_sync()
         return self._child_done(prompt, started, result)
 
     async def arlm(self, prompt: Any, context: Any = None) -> str:
-        child = self.run.child()
+        child = self.run.child(*_child_args(prompt, context))
         if child is None:
             return await self.aquery(prompt)
         started = time.perf_counter()
-        result = await child.run_async(*_child_args(prompt, context))
+        result = await child.run_async()
         return self._child_done(prompt, started, result)
 
     def _child_done(self, prompt: Any, started: float, result: Any) -> str:

@@ -15,8 +15,8 @@ from rlm_plugins.core.chat_policy import ChatPolicy
 from rlm_plugins.core.engine import Engine, Run
 from rlm_plugins.core.ports import Usage
 from rlm_plugins.core.result import RLMResult
+from rlm_plugins.core.steps import PAUSE, Act, Extract, Operation, Paused
 from rlm_plugins.langchain._callbacks import Binding, RunManager
-from rlm_plugins.langchain._driver import Paused
 from rlm_plugins.langchain._messages import build_task, message_text
 from rlm_plugins.langchain._ports import ChatSubModel, RootModel, model_label
 from rlm_plugins.langchain._sessions import Session
@@ -43,10 +43,8 @@ class Invocation:
     """A run to drive: a fresh one (`op` is None) or a resumed session (`op` is the turn it paused before)."""
 
     run: Run
-    flow: Any
     log: CallLog
     binding: Binding
-    op: Any = None
     usage_base: dict[str, Usage] = field(default_factory=dict)
     schema: dict[str, Any] | None = None
     method: str = "function_calling"
@@ -101,8 +99,7 @@ def new_invocation(
         final_validator=final_validator(schema, pydantic_cls, choice, log),
     )
     run = engine.new_run(query, task.context)
-    flow = run.steps(query, task.context)
-    return Invocation(run, flow, log, binding, schema=schema, method=structured.get("method", "function_calling"))
+    return Invocation(run, log, binding, schema=schema, method=structured.get("method", "function_calling"))
 
 
 def resumed_invocation(session: Session, messages: list[BaseMessage], run_manager: RunManager | None) -> Invocation:
@@ -115,7 +112,7 @@ def resumed_invocation(session: Session, messages: list[BaseMessage], run_manage
     }
     new = {call_id: answers.get(call_id, NO_RESULT) for call_id in session.call_ids}
     session.results.update(new)
-    state = session.op.arg
+    state = session.op.state
     if state.history:
         lines = [f"- {call_id}: {_short(value)}" for call_id, value in new.items()]
         state.history[-1].notes.append(
@@ -123,10 +120,8 @@ def resumed_invocation(session: Session, messages: list[BaseMessage], run_manage
         )
     return Invocation(
         session.run,
-        session.flow,
         session.log,
         session.binding,
-        op=session.op,
         usage_base=session.usage_base,
         schema=session.schema,
         method=session.method,
@@ -162,14 +157,23 @@ def _short(value: Any, cap: int = 2_000) -> str:
     return text if len(text) <= cap else text[:cap] + f"... [{len(text) - cap:,} more characters in the REPL]"
 
 
+def pause_hook(log: CallLog) -> Any:
+    """Pause before the root model's next turn once the run's code has called external tools."""
+
+    def hook(run: Run, op: Operation) -> str | None:
+        return PAUSE if isinstance(op, (Act, Extract)) and log.calls else None
+
+    return hook
+
+
 def pause(inv: Invocation, paused: Paused) -> Session:
+    paused.pending = inv.log.drain()
     return Session(
         inv.run,
-        paused.flow,
         paused.op,
         inv.binding,
         inv.log,
-        [call["id"] for call in paused.calls],
+        [call["id"] for call in paused.pending],
         inv.run.budget.usage_snapshot(),
         results=inv.results,
         schema=inv.schema,
@@ -195,8 +199,8 @@ def to_message(model: ChatRLM, inv: Invocation, outcome: RLMResult | Paused, sto
     }
     if isinstance(outcome, Paused):
         meta["finish_reason"] = "tool_calls"
-        meta["rlm"] = {"run_id": inv.run.run_id, "paused": True, "iterations": len(outcome.op.arg.history)}
-        return AIMessage("", tool_calls=outcome.calls, response_metadata=meta, usage_metadata=usage_metadata)
+        meta["rlm"] = {"run_id": inv.run.run_id, "paused": True, "iterations": len(inv.run.history)}
+        return AIMessage("", tool_calls=outcome.pending, response_metadata=meta, usage_metadata=usage_metadata)
     meta["finish_reason"] = "stop" if outcome.finish_reason == "final" else outcome.finish_reason
     meta["rlm"] = {
         "run_id": outcome.run_id,

@@ -29,7 +29,6 @@ class Session:
     """A paused run: resume it by performing `op` and sending its result into `flow`."""
 
     run: Run
-    flow: Any
     op: Any
     binding: Binding
     log: CallLog
@@ -42,7 +41,6 @@ class Session:
 
     def close(self) -> None:
         """Stop the sandbox (on a thread: an expiry noticed on an event loop must not block it)."""
-        self.flow.close()
         sandbox = self.run.sandbox
         if sandbox is not None:
             threading.Thread(target=sandbox.close, name="rlm-session-close", daemon=True).start()

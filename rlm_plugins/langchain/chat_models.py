@@ -18,7 +18,8 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from rlm_plugins.core.budget import Limits
-from rlm_plugins.langchain._driver import Paused, adrive, drive
+from rlm_plugins.core.drivers import adrive, drive
+from rlm_plugins.core.steps import Paused
 from rlm_plugins.langchain._output import HANDOFF, STREAMING, Handoff, to_chunks, token_chunks
 from rlm_plugins.langchain._ports import model_identity, model_label
 from rlm_plugins.langchain._runtime import (
@@ -27,6 +28,7 @@ from rlm_plugins.langchain._runtime import (
     load_results,
     new_invocation,
     pause,
+    pause_hook,
     resumable_ids,
     resumed_invocation,
     to_message,
@@ -240,7 +242,7 @@ class ChatRLM(BaseChatModel):
     def _run(self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: dict) -> AIMessage:
         inv = self._invocation(messages, run_manager, kwargs)
         load_results(inv)
-        return self._finish(inv, drive(inv.run, inv.flow, inv.log, inv.op), stop)
+        return self._finish(inv, drive(inv.run, pause_hook(inv.log)), stop)
 
     async def _arun(
         self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: dict
@@ -248,7 +250,7 @@ class ChatRLM(BaseChatModel):
         inv = self._invocation(messages, run_manager, kwargs)
         try:
             await aload_results(inv)
-            outcome = await adrive(inv.run, inv.flow, inv.log, inv.op)
+            outcome = await adrive(inv.run, pause_hook(inv.log))
         finally:
             await inv.binding.flush()
         return self._finish(inv, outcome, stop)
