@@ -81,11 +81,12 @@ class Paused:
     op: Operation
     pending: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, ttl: float | None = 600.0) -> dict[str, Any]:
         """The paused run as JSON-serialisable data: query, history, budget spent, pending calls, the sandbox.
 
-        The sandbox stays alive (it is the REPL state); `Engine.resume(data)` reconnects to it.
+        The sandbox stays alive for `ttl` seconds (it is the REPL state); `Engine.resume(data)` reconnects to it.
+        From then on the data is the run: continue it through `Engine.resume`, not by driving `run` again.
         """
         from rlm_plugins.core.snapshot import snapshot
 
-        return snapshot(self.run, self.op, self.pending)
+        return snapshot(self.run, self.op, self.pending, ttl)
