@@ -140,10 +140,8 @@ class Session:
             self.turns += 1
             result = run.result
             self._history = turn_messages(run.query, run.history, result)
-            if result is not None and result.finish_reason == "sandbox_error":
-                self._gone = f"the session's sandbox failed in turn {self.turns - 1}"
-            elif run.cancelled and not callable(getattr(self.sandbox, "cancel", None)):
-                self._gone = f"turn {self.turns - 1} was cancelled, which stopped the session's sandbox"
+            if self._gone is None:
+                self._gone = _lost(run, result, self.sandbox, self.turns - 1)
             if self.idle_timeout is not None and self._gone is None:
                 self._timer = threading.Timer(self.idle_timeout, self._release, (_idle(self.idle_timeout),))
                 self._timer.daemon = True
@@ -174,6 +172,15 @@ def turn_messages(query: str, history: list[Step], result: RLMResult | None) -> 
     if result is not None:
         messages.append({"role": "assistant", "content": f"FINAL: {result.response}"})
     return messages
+
+
+def _lost(run: Run, result: RLMResult | None, sandbox: Sandbox | None, turn: int) -> str | None:
+    """Why a turn left the session without its REPL, if it did."""
+    if result is not None and result.finish_reason == "sandbox_error":
+        return f"the session's sandbox failed in turn {turn}"
+    if run.cancelled and not callable(getattr(sandbox, "cancel", None)):
+        return f"turn {turn} was cancelled, which stopped the session's sandbox"
+    return None
 
 
 def _turn_note(n: int) -> str:
