@@ -59,9 +59,10 @@ def snapshot(run: Run, op: Operation, pending: list[dict[str, Any]], ttl: float 
 
 def sandbox_ref(sandbox: Sandbox, ttl: float | None) -> dict[str, Any]:
     """Where a paused run's sandbox is: reconnectable details (E2B) or a token held in this process."""
-    detach = getattr(sandbox, "detach", None)
-    if callable(detach):
-        return {"kind": sandbox.kind, "remote": detach(ttl)}
+    if getattr(sandbox, "kind", None) == "e2b":
+        from rlm_plugins.repl._e2b_attach import detach
+
+        return {"kind": "e2b", "remote": detach(sandbox, ttl)}  # type: ignore[arg-type]
     return {"kind": getattr(sandbox, "kind", "custom"), "process": _held.PROCESS, "token": _held.hold(sandbox, ttl)}
 
 
@@ -73,7 +74,7 @@ def restore(engine: Engine, data: dict[str, Any], sandbox: Sandbox | None = None
         raise ConfigurationError(f"paused-run data of format {data.get('format')!r}; this version reads {FORMAT}")
     ref = data.get("sandbox")
     if sandbox is None and ref is not None:
-        sandbox = reconnect(engine, ref)
+        sandbox = reconnect(ref)
     spent = data["budget"]
     budget = Budget(Limits(**spent["limits"]))
     budget.llm_calls = spent["llm_calls"]
@@ -100,12 +101,12 @@ def restore(engine: Engine, data: dict[str, Any], sandbox: Sandbox | None = None
     return run
 
 
-def reconnect(engine: Engine, ref: dict[str, Any]) -> Sandbox:
-    """The sandbox a paused run's data points at."""
+def reconnect(ref: dict[str, Any]) -> Sandbox:
+    """The sandbox a paused run's data points at (an E2B one reconnects with the key in `E2B_API_KEY`)."""
     if "remote" in ref:
-        from rlm_plugins.repl.factory import sandbox_class
+        from rlm_plugins.repl._e2b_attach import attach
 
-        return sandbox_class(ref["kind"]).attach(ref["remote"])  # type: ignore[attr-defined]
+        return attach(ref["remote"])
     if ref.get("process") != _held.PROCESS:
         msg = (
             f"this paused run's {ref.get('kind')!r} sandbox lives in process {ref.get('process')} (host:pid), "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -135,3 +136,27 @@ def test_redis_ttl_expires(redis_url) -> None:
     while store.client.exists(store.prefix + "short") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert store.take("short") is None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_e2b_run_resumes_in_a_fresh_process(mode: str, envd, e2b_options, tmp_path) -> None:
+    eng = engine(by_marker(CONTINUE), sandbox="e2b", sandbox_options=e2b_options)
+    run = eng.new_run("pause-me", "ctx")
+
+    async def pause_and_save() -> dict:
+        return (await adrive(run, pause_before_second_turn)).to_dict(ttl=60)
+
+    data = drive(run, pause_before_second_turn).to_dict(ttl=60) if mode == "sync" else asyncio.run(pause_and_save())
+    assert data["sandbox"]["remote"]["sandbox_id"] and envd.live_processes() == 1
+    path = tmp_path / "paused.json"
+    path.write_text(json.dumps(data))
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.unit_tests.core._resume_elsewhere", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "E2B_DEBUG": "true"},
+    )
+    reply = json.loads(out.stdout.strip().splitlines()[-1])
+    assert reply == {"response": "42", "finish_reason": "final"}, out.stderr[-2000:]
