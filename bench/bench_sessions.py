@@ -2,7 +2,8 @@
 
 - Second-turn overhead: the W2 work (3 x 100-way `llm_query_batched` over a 100 MB context, then FINAL) as a
   one-shot run (new sandbox, context loaded) and as the second turn of a `Session` (the sandbox is running; the
-  turn loads its own context as `context_1`, the first turn's messages as `history_0`, and binds the aliases).
+  turn loads its own context as `context_1`, the first turn's messages as `history_0`, and binds the aliases);
+  beside it the official `rlms` package, one-shot and as the second call of `RLM(persistent=True)`.
 - Paused-run size: the JSON of a run paused before its 31st root turn (30 steps of history), with short REPL
   outputs and with outputs at the 10,000-character cap.
 - Resume latency from Redis: `store.save(paused)` and `store.resume(engine, key)` (GETDEL, JSON decode, rebuild
@@ -23,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _workloads import fence, median_time, scripted_root, w2_engine, w2_setup
+from _workloads import fence, median_time, official_rlm, root_replies, scripted_root, w2_engine, w2_setup
 
 from rlm_plugins.core import PAUSE, Act, Engine, Limits, RedisSessionStore, Session, drive
 from rlm_plugins.core.callables import CallableSubModel
@@ -40,6 +41,21 @@ def second_turn(engine: Engine, context: str) -> float:
         elapsed = time.perf_counter() - started
     assert result.response == "done", result
     return elapsed
+
+
+OFFICIAL_FINAL = "answer['content'] = 'done'\nanswer['ready'] = True"
+
+
+def official_second_turn(context: str) -> float:
+    """The same for the official `rlms` package with `persistent=True` (local environment)."""
+    rlm = official_rlm(root_replies(False, final=OFFICIAL_FINAL), persistent=True)
+    try:
+        rlm.completion(context)
+        started = time.perf_counter()
+        rlm.completion(context)
+        return time.perf_counter() - started
+    finally:
+        rlm.close()
 
 
 def thirty_step_engine(output_chars: int) -> Engine:
@@ -89,8 +105,13 @@ def main() -> None:
     one_shot, _ = median_time(lambda: engine.run("bench", context), runs)
     turns = [second_turn(engine, context) for _ in range(runs)]
     turn2 = statistics.median(turns)
-    print(f"one-shot run:      {one_shot:.3f} s")
-    print(f"second turn:       {turn2:.3f} s ({turn2 / one_shot:.2f}x the one-shot; {turn2 - one_shot:+.3f} s)")
+    print(f"ours, one-shot run:      {one_shot:.3f} s")
+    print(f"ours, second turn:       {turn2:.3f} s ({turn2 / one_shot:.2f}x the one-shot; {turn2 - one_shot:+.3f} s)")
+    peer = official_rlm(root_replies(False, final=OFFICIAL_FINAL))
+    official_once, _ = median_time(lambda: peer.completion(context), runs)
+    official_turn2 = statistics.median([official_second_turn(context) for _ in range(runs)])
+    print(f"official, one-shot run:  {official_once:.3f} s")
+    print(f"official, second turn:   {official_turn2:.3f} s ({official_turn2 / official_once:.2f}x its one-shot)")
 
     for chars in (100, 10_000):
         paused = paused_after_30(thirty_step_engine(chars))
