@@ -32,6 +32,21 @@ def paused_run(sandbox: str = "inprocess", **options) -> tuple[Paused, object]:
     return paused, eng
 
 
+def resume_elsewhere(data: dict, tmp_path) -> dict:
+    """Resume `data` in a fresh Python process (E2B in debug mode reaches the fake envd); its JSON reply."""
+    path = tmp_path / "paused.json"
+    path.write_text(json.dumps(data))
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.unit_tests.core._resume_elsewhere", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "E2B_DEBUG": "true"},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("sandbox", ["inprocess", "local"])
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_pause_to_json_and_resume(sandbox: str, mode: str) -> None:
@@ -56,16 +71,7 @@ def test_pause_to_json_and_resume(sandbox: str, mode: str) -> None:
 def test_local_run_resumed_in_another_process_is_refused_clearly(tmp_path) -> None:
     paused, eng = paused_run("local")
     data = paused.to_dict()
-    path = tmp_path / "paused.json"
-    path.write_text(json.dumps(data))
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.unit_tests.core._resume_elsewhere", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    reply = json.loads(out.stdout.strip().splitlines()[-1])
+    reply = resume_elsewhere(data, tmp_path)
     assert reply["error"] == "SandboxUnavailableError"
     assert "cannot move between processes" in reply["message"] and "sandbox='e2b'" in reply["message"]
     assert drive(eng.resume(data)).response == "42"  # here, where it paused, it still resumes
@@ -148,15 +154,4 @@ def test_e2b_run_resumes_in_a_fresh_process(mode: str, envd, e2b_options, tmp_pa
 
     data = drive(run, pause_before_second_turn).to_dict(ttl=60) if mode == "sync" else asyncio.run(pause_and_save())
     assert data["sandbox"]["remote"]["sandbox_id"] and envd.live_processes() == 1
-    path = tmp_path / "paused.json"
-    path.write_text(json.dumps(data))
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.unit_tests.core._resume_elsewhere", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={**os.environ, "E2B_DEBUG": "true"},
-    )
-    reply = json.loads(out.stdout.strip().splitlines()[-1])
-    assert reply == {"response": "42", "finish_reason": "final"}, out.stderr[-2000:]
+    assert resume_elsewhere(data, tmp_path) == {"response": "42", "finish_reason": "final"}
