@@ -1,7 +1,7 @@
 """Sandboxes of paused runs, held in this process until their run resumes or their time-to-live ends.
 
-A paused run's data names its sandbox by a token; the sandbox object (and so the REPL state) stays here. An
-expired sandbox is closed the next time the registry is used, or by `sweep()`.
+A paused run's data names its sandbox by a token; the sandbox object (and so the REPL state) stays here until
+the run resumes, or is closed when its time-to-live ends.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ def hold(sandbox: Sandbox, ttl: float | None) -> str:
     with _LOCK:
         _HELD[token] = _Held(sandbox, float("inf") if ttl is None else time.monotonic() + ttl)
     sweep()
+    if ttl is not None:
+        timer = threading.Timer(ttl, sweep)
+        timer.daemon = True
+        timer.start()
     return token
 
 
