@@ -7,12 +7,12 @@
     │   │   └── IsolationUnavailableError   isolation="require" but no isolation level works here
     │   ├── SandboxClosedError    used after close()
     │   ├── SandboxProtocolError  the sandbox sent a malformed or oversize message (it is then stopped)
-    │   └── SandboxTerminatedError the sandbox process died; the REPL state is gone
-    │       └── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
+    │   ├── SandboxTerminatedError the sandbox process died; the REPL state is gone
+    │   │   └── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
     │   └── SandboxUnavailableError a paused run's sandbox cannot be reached from here (local, other process)
     ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
     ├── ModelError                the root model could not be called
-    ├── RunCancelledError         the run was cancelled before it could start its sandbox
+    ├── RunCancelledError         the run was cancelled before its sandbox started (the run then ends "cancelled")
     └── SessionError
         ├── SessionExpiredError   (also LookupError) the session or paused run is gone: idle, expired, closed
         │                         or already resumed

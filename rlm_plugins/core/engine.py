@@ -24,7 +24,7 @@ from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.steps import Act, Exec, Extract, Operation, Start
 from rlm_plugins.core.subcalls import BUILTIN_TOOLS, SubCalls
 from rlm_plugins.core.variables import describe_tools, describe_variable, is_small
-from rlm_plugins.errors import ConfigurationError, ModelError, SandboxError
+from rlm_plugins.errors import ConfigurationError, ModelError, RunCancelledError, SandboxError
 from rlm_plugins.repl.base import ExecResult, FinalAnswer, Sandbox
 
 SandboxFactory = Callable[..., Sandbox]
@@ -207,7 +207,11 @@ class Run(RunLifecycle):
         """
         engine, budget = self.engine, self.budget
         if self.state is None:
-            infos = yield Start(tuple(self.loads), tuple(self.aliases.items()))
+            try:
+                infos = yield Start(tuple(self.loads), tuple(self.aliases.items()))
+            except RunCancelledError:
+                self.reason = "cancelled"
+                return self._end()
             self.state = self._initial_state(infos)
         state, history = self.state, self.history
         while self.reason is None:
@@ -239,8 +243,11 @@ class Run(RunLifecycle):
                 self.answer = completion.text
             except ModelError as exc:
                 self.error = f"the extract step failed: {exc}"
+        return self._end()
+
+    def _end(self) -> RLMResult:
         if self.final is not None:
-            emit(self.observers, FinalReached(self.run_id, self.depth, len(history), self.answer, self.reason))
+            emit(self.observers, FinalReached(self.run_id, self.depth, len(self.history), self.answer, self.reason))
         result = self._result(self.reason)
         emit(self.observers, RunFinished(self.run_id, self.depth, result))
         return result

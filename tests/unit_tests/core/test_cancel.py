@@ -124,3 +124,11 @@ def test_session_close_ends_the_turn_and_the_session(mode: str) -> None:
     tree.assert_no_process_left()
     with pytest.raises(SessionExpiredError, match="closed"):
         session.completion("again")
+
+
+def test_a_run_cancelled_before_it_starts_ends_cancelled_without_a_sandbox() -> None:
+    tree = Tree()
+    run = tree.engine.new_run("cancel-parent", "ctx")
+    run.cancel()
+    result = run.run_sync()
+    assert (result.finish_reason, result.iterations, tree.sandboxes) == ("cancelled", 0, [])
