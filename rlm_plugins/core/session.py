@@ -10,6 +10,9 @@ only what is new travels into it, following the official `rlms` package's `persi
 | `history_<n>` | turn n's messages: the question, the root model's replies, the REPL output, the answer |
 | `history` | the previous turn's messages (the newest `history_<n>`) |
 
+The official package keeps `context` (and `history`) bound to the first turn's `context_0` (`history_0`); here
+they name the newest, as a conversation reads, while every numbered name stays available.
+
 Each turn has its own budget unless `budget="session"`, which makes sub-calls, tokens, cost and time (everything
 but iterations, which stay per turn) count over the whole session. A session left unused for `idle_timeout`
 seconds releases its sandbox; using it afterwards raises `SessionExpiredError`.
