@@ -6,7 +6,7 @@ of two concurrent resumes of one paused run exactly one gets it (the other gets 
     paused = drive(run, pause=hook)             # a Paused
     key = store.save(paused, ttl=600)           # plain data in the store; the sandbox stays alive
     run = store.resume(engine, key)             # in this process or, for e2b, any other
-    result = drive(run)
+    result = drive(run)                         # (async: asave, aresume, adrive)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from rlm_plugins.core.snapshot import DEFAULT_TTL, discard
+from rlm_plugins.core.snapshot import DEFAULT_TTL, discard, reconnect
 from rlm_plugins.errors import ConfigurationError, SessionExpiredError
 
 if TYPE_CHECKING:
@@ -54,20 +54,37 @@ class SessionStore(abc.ABC):
         self.put(key, paused.to_dict(ttl), ttl)
         return key
 
+    async def asave(self, paused: Paused, ttl: float = DEFAULT_TTL, key: str | None = None) -> str:
+        """The async twin of `save`."""
+        key = key or uuid.uuid4().hex
+        await self.aput(key, paused.to_dict(ttl), ttl)
+        return key
+
     def resume(self, engine: Engine, key: str) -> Run:
         """Take the paused run under `key` and reconnect it; drive the returned run to continue it.
 
         Raises:
             SessionExpiredError: nothing is stored under `key`: it expired, or another resume took it first.
+            SandboxUnavailableError: its sandbox cannot be reached from this process.
         """
-        data = self.take(key)
-        if data is None:
-            msg = (
-                f"no paused run under {key!r}: its time-to-live ended or it was already resumed (a paused run "
-                "resumes once). Start the run again"
-            )
-            raise SessionExpiredError(msg)
-        return engine.resume(data)
+        return engine.resume(_found(self.take(key), key))
+
+    async def aresume(self, engine: Engine, key: str) -> Run:
+        """The async twin of `resume` (reconnecting a remote sandbox runs off the event loop)."""
+        data = _found(await self.atake(key), key)
+        ref = data.get("sandbox")
+        sandbox = await asyncio.to_thread(reconnect, ref) if ref is not None else None
+        return engine.resume(data, sandbox=sandbox)
+
+
+def _found(data: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    if data is None:
+        msg = (
+            f"no paused run under {key!r}: its time-to-live ended or it was already resumed (a paused run "
+            "resumes once). Start the run again"
+        )
+        raise SessionExpiredError(msg)
+    return data
 
 
 class MemorySessionStore(SessionStore):

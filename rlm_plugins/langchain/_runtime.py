@@ -31,6 +31,7 @@ from rlm_plugins.langchain._tools import (
     schema_instructions,
     tools_instructions,
 )
+from rlm_plugins.repl.base import Sandbox
 from rlm_plugins.repl.factory import sandbox_factory
 
 if TYPE_CHECKING:
@@ -134,12 +135,14 @@ def resumed_invocation(
     messages: list[BaseMessage],
     run_manager: RunManager | None,
     kwargs: dict,
+    sandbox: Sandbox | None = None,
 ) -> Invocation:
-    """A paused run rebuilt from its stored data and bound to this call, with the caller's tool results."""
+    """A paused run rebuilt from its stored data and bound to this call, with the caller's tool results (`sandbox`:
+    its sandbox, when the caller has reconnected it already)."""
     adapter = data.get("adapter") or {}
     log, binding = CallLog(made=int(adapter.get("made", 0))), Binding(run_manager)
     engine, _, schema, method = _engine(model, kwargs, binding, log)
-    run = engine.resume(data)
+    run = engine.resume(data, sandbox=sandbox)
     answers = {
         m.tool_call_id: ("[tool error] " if m.status == "error" else "") + message_text(m)
         for m in messages

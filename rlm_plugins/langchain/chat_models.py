@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 
 from rlm_plugins.core.budget import Limits
 from rlm_plugins.core.drivers import adrive, drive
+from rlm_plugins.core.snapshot import reconnect
 from rlm_plugins.core.steps import Paused
 from rlm_plugins.core.store import MemorySessionStore, SessionStore
 from rlm_plugins.langchain._output import HANDOFF, STREAMING, Handoff, to_chunks, token_chunks
@@ -249,7 +250,9 @@ class ChatRLM(BaseChatModel):
         ids = resumable_ids(messages)
         if ids:
             data = paused_data(self, await self.sessions.atake(pause_key(ids[-1])), ids)
-            return resumed_invocation(self, data, messages, run_manager, kwargs)
+            ref = data.get("sandbox")
+            sandbox = await asyncio.to_thread(reconnect, ref) if ref is not None else None  # E2B: HTTP
+            return resumed_invocation(self, data, messages, run_manager, kwargs, sandbox)
         return new_invocation(self, messages, run_manager, kwargs)
 
     def _run(self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: dict) -> AIMessage:

@@ -128,11 +128,12 @@ def test_two_concurrent_resumes_exactly_one_wins(store) -> None:
 
 
 async def test_async_store_round_trip(store) -> None:
-    paused, eng = paused_run()
-    await store.aput("k1", paused.to_dict(), 60)
-    data = await store.atake("k1")
-    assert await store.atake("k1") is None
-    assert (await adrive(eng.resume(data))).response == "42"
+    paused, eng = paused_run("local")
+    key = await store.asave(paused, ttl=60)
+    run = await store.aresume(eng, key)
+    with pytest.raises(SessionExpiredError):
+        await store.aresume(eng, key)
+    assert (await adrive(run)).response == "42"
 
 
 def test_redis_ttl_expires(redis_url) -> None:
