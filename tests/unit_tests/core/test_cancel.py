@@ -48,30 +48,21 @@ class Tree:
             assert sandbox._proc is not None and wait_until_gone(sandbox._proc.pid) == set()
 
 
-def test_run_cancel_keeps_the_result_so_far() -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_run_cancel_keeps_the_result_so_far(mode: str) -> None:
     tree = Tree()
     run = tree.engine.new_run("cancel-parent", "ctx")
     out: list = []
-    worker = threading.Thread(target=lambda: out.append(run.run_sync()))
+    drive = run.run_sync if mode == "sync" else lambda: asyncio.run(run.run_async())
+    worker = threading.Thread(target=lambda: out.append(drive()))
     worker.start()
     tree.wait_busy()
     run.cancel()
     worker.join(60)
     assert not worker.is_alive()
     (result,) = out
-    assert result.finish_reason == "cancelled"
+    assert (result.finish_reason, result.iterations) == ("cancelled", 2)
     assert result.trajectory[0]["output"] == ["parent\n"]  # the steps so far are kept
-    tree.assert_no_process_left()
-
-
-async def test_run_cancel_async() -> None:
-    tree = Tree()
-    run = tree.engine.new_run("cancel-parent", "ctx")
-    task = asyncio.ensure_future(run.run_async())
-    await asyncio.to_thread(tree.wait_busy)
-    run.cancel()
-    result = await asyncio.wait_for(task, 60)
-    assert result.finish_reason == "cancelled" and result.iterations == 2
     tree.assert_no_process_left()
 
 
