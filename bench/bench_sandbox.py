@@ -3,9 +3,11 @@
 Measures the `local` sandbox at the best isolation level this machine offers, with `inprocess` alongside for
 reference, and prints a markdown table next to the targets of the sandbox issue. Run from the repository root:
 
-    python bench/bench_sandbox.py
+    python bench/bench_sandbox.py            # everything
+    python bench/bench_sandbox.py --starts   # only the start cost at each isolation level this machine offers
 
 It writes a 1 GiB text file under /tmp once (deleted at the end) and needs about 3 GiB of free memory.
+The start cost is start + `execute("1")` + close of a fresh sandbox (median and p90 of `STARTS`), at each level.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ STR_CONTEXT = "abcdefghi\n" * 10_000_000  # 100 MB
 EXECUTIONS = 2000
 TOOL_CALLS = 2000
 LOADS = 5
+STARTS = 40
 
 TOOL_LOOP = f"""
 import time, statistics
@@ -115,6 +118,20 @@ def _inprocess(memory_limit: int | None = None) -> InProcessSandbox:
     return InProcessSandbox()
 
 
+def start_costs() -> dict[str, tuple[float, float]]:
+    """Milliseconds to start a sandbox, run `1` and close it, at each isolation level that works here."""
+    out = {}
+    for level in isolation.LEVELS:
+        if isolation.available(level):
+
+            def cycle(level: str = level) -> None:
+                with LocalSandbox(isolation=level) as sb:
+                    sb.execute("1")
+
+            out[level] = median_ms(cycle, STARTS, warmup=3)
+    return out
+
+
 def _ms(pair: tuple[float, float]) -> str:
     return f"{pair[0]:.3f} ms (p90 {pair[1]:.3f})"
 
@@ -146,6 +163,11 @@ def table(local: dict[str, Any], inproc: dict[str, Any]) -> str:
 
 def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, local isolation level: {isolation.best_level()}")
+    print("| level | start + execute('1') + close |\n| --- | --- |")
+    for level, pair in start_costs().items():
+        print(f"| {level} | {_ms(pair)} |")
+    if "--starts" in sys.argv[1:]:
+        return
     big = make_big_file()
     try:
         local = run_backend(_local, big)

@@ -8,7 +8,8 @@
     │   ├── SandboxClosedError    used after close()
     │   ├── SandboxProtocolError  the sandbox sent a malformed or oversize message (it is then stopped)
     │   ├── SandboxTerminatedError the sandbox process died; the REPL state is gone
-    │   │   └── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
+    │   │   ├── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
+    │   │   └── SandboxCancelledError code ignored a cancel and the process had to be killed
     │   └── SandboxUnavailableError a paused run's sandbox cannot be reached from here (local, other process)
     ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
     ├── ModelError                the root model could not be called
@@ -61,6 +62,10 @@ class SandboxTimeoutError(SandboxTerminatedError):
     """Code ran past its timeout, ignored the interrupt, and the sandbox was killed."""
 
 
+class SandboxCancelledError(SandboxTerminatedError):
+    """The running code ignored `cancel()` for the grace period, and the sandbox was killed."""
+
+
 class SandboxUnavailableError(SandboxError):
     """A paused run's sandbox cannot be reached from this process (a local sandbox lives in the one that paused)."""
 
@@ -100,6 +105,7 @@ __all__ = [
     "ModelError",
     "RLMError",
     "RunCancelledError",
+    "SandboxCancelledError",
     "SandboxClosedError",
     "SandboxError",
     "SandboxProtocolError",

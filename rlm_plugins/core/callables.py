@@ -6,6 +6,7 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 
+from rlm_plugins._threads import in_thread
 from rlm_plugins.core.ports import Completion
 
 
@@ -38,7 +39,7 @@ class CallableSubModel:
     async def aquery(self, prompt: str) -> str | Completion:
         if self.afn is not None:
             return await self.afn(prompt)
-        return await asyncio.to_thread(self.fn, prompt)
+        return await in_thread(self.fn, prompt)  # a daemon: a hung call cannot hold the host
 
 
 async def _wait(awaitable: Awaitable[str | Completion]) -> str | Completion:

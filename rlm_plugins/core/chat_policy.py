@@ -7,10 +7,10 @@ only what `describe_value` says about it. When the history grows past a budget, 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 
+from rlm_plugins._threads import in_thread
 from rlm_plugins.core.feedback import clip, format_exec_result
 from rlm_plugins.core.parsing import parse_reply
 from rlm_plugins.core.ports import Action, CodeRun, Completion, RunState, Step, as_completion
@@ -95,7 +95,7 @@ class ChatPolicy:
 
     async def _acall(self, messages: list[Message]) -> Completion | str:
         if self.acomplete is None:
-            return await asyncio.to_thread(self.complete, messages)
+            return await in_thread(self.complete, messages)  # a daemon: a hung call cannot hold the host
         return await self.acomplete(messages)
 
     def _completion(self, reply: Completion | str | None) -> Completion:

@@ -22,18 +22,17 @@ from rlm_plugins.core.parsing import FinalVar
 from rlm_plugins.core.ports import Action, CodeRun, Policy, RunState, Step, SubModel, as_completion
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.steps import Act, Exec, Extract, Operation, Start
-from rlm_plugins.core.subcalls import BUILTIN_TOOLS, SubCalls
+from rlm_plugins.core.subcalls import SubCalls
 from rlm_plugins.core.variables import describe_tools, describe_variable, is_small
 from rlm_plugins.errors import ConfigurationError, ModelError, RunCancelledError, SandboxError
-from rlm_plugins.repl.base import ExecResult, FinalAnswer, Sandbox
+from rlm_plugins.repl._values import as_json_text, clean_text
+from rlm_plugins.repl.base import RESERVED_NAMES, ExecResult, FinalAnswer, Sandbox
 
 SandboxFactory = Callable[..., Sandbox]
 """Called as factory(max_output_chars=..., final_fields=...) for each run; returns a new, unstarted sandbox."""
 
 FinalValidator = Callable[[FinalAnswer], tuple[Any, str | None]]
 """Checks a final answer: returns (value, None) to accept it, or (None, message for the model) to refuse it."""
-
-RESERVED_NAMES = frozenset({*BUILTIN_TOOLS, "FINAL", "FINAL_VAR", "SUBMIT", "SHOW_VARS", "print"})
 
 
 class Engine:
@@ -353,11 +352,4 @@ def _model_name(policy: Any) -> str:
 def _as_text(answer: Any) -> str:
     if answer is None:
         return ""
-    if isinstance(answer, str):
-        return answer
-    import json
-
-    try:
-        return json.dumps(answer, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return str(answer)
+    return clean_text(answer) if isinstance(answer, str) else as_json_text(answer)

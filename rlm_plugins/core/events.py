@@ -3,12 +3,17 @@ is a consumer of this stream."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rlm_plugins.core.ports import Action, ContextInfo, Usage
+from rlm_plugins.repl._values import safe_str
 from rlm_plugins.repl.base import ExecResult
 
 
@@ -78,11 +83,38 @@ Observer = Callable[[Event], None]
 
 
 def emit(observers: list[Observer], event: Event) -> None:
-    """Deliver an event to every observer; an observer that fails never breaks the run."""
+    """Deliver an event to every observer; an observer that fails never breaks the run, and is reported.
+
+    The first failure of each observer is a `RuntimeWarning` naming it and the error (and every failure is logged
+    on the `rlm_plugins` logger), so a broken log or callback never silently loses the audit trail.
+    """
     for observer in observers:
         try:
             observer(event)
-        except Exception:  # an observer's bug must not lose the run
-            import logging
+        except Exception as exc:  # an observer's bug must not lose the run
+            _report(observer, exc)
 
-            logging.getLogger("rlm_plugins").exception("event observer %r failed", observer)
+
+_warned: weakref.WeakSet[Any] = weakref.WeakSet()
+_warned_ids: set[int] = set()
+_warned_lock = threading.Lock()
+
+
+def _report(observer: Observer, exc: Exception) -> None:
+    logging.getLogger("rlm_plugins").error("event observer %r failed", observer, exc_info=exc)
+    key = getattr(observer, "__self__", observer)  # a bound method: its object, which lives as long as it does
+    with _warned_lock:
+        try:
+            if key in _warned:
+                return
+            _warned.add(key)
+        except TypeError:  # not weak-referenceable
+            if id(key) in _warned_ids:
+                return
+            _warned_ids.add(id(key))
+    warnings.warn(
+        f"the run observer {safe_str(observer)} failed ({type(exc).__name__}: {safe_str(exc)}); its events are lost. "
+        "Fix the observer; further failures of it are only logged (logger 'rlm_plugins')",
+        RuntimeWarning,
+        stacklevel=3,
+    )

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from rlm_plugins.core.events import CodeExecuted, Event, RootStep, RunFinished, RunStarted, SubCall
+from rlm_plugins.repl._values import as_json_text, clean_text, plain, safe_str
 
 
 class RLMLogger:
@@ -139,8 +140,12 @@ class RLMLogger:
     def _write(self, entry: dict[str, Any]) -> None:
         if self.log_file_path is None:
             return
+        try:
+            line = json.dumps(entry, ensure_ascii=False, default=safe_str)
+        except (ValueError, RecursionError):  # an int too long for str(), a cycle, very deep data
+            line = json.dumps(plain(entry), ensure_ascii=False)
         with open(self.log_file_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+            fh.write(clean_text(line) + "\n")
 
     def get_trajectory(self) -> dict[str, Any] | None:
         """The last finished root run: its metadata and iterations, as written to the log."""
@@ -168,12 +173,8 @@ def _sub_call(event: SubCall) -> dict[str, Any]:
 
 def _answer_text(value: Any, fields: Any) -> str:
     chosen = fields if fields and value is None else value
-    return chosen if isinstance(chosen, str) else json.dumps(chosen, ensure_ascii=False, default=str)
+    return clean_text(chosen) if isinstance(chosen, str) else as_json_text(chosen)
 
 
 def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return json.loads(json.dumps(value, default=str))
+    return plain(value)

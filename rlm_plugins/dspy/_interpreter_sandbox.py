@@ -8,9 +8,8 @@ the async path (serving async tools on the caller's event loop) and maps DSPy's 
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import pathlib
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,8 +20,11 @@ from dspy.primitives.code_interpreter import (
     _validate_interpreter,
 )
 
+from rlm_plugins._threads import in_thread
 from rlm_plugins.core.feedback import clip
-from rlm_plugins.errors import SandboxClosedError, SandboxStartError, SandboxTerminatedError
+from rlm_plugins.errors import SandboxCancelledError, SandboxClosedError, SandboxStartError, SandboxTerminatedError
+from rlm_plugins.repl._tools import ToolCaller
+from rlm_plugins.repl._values import safe_str
 from rlm_plugins.repl.base import BaseSandbox, ExecError, ExecResult, FinalAnswer, Format, Tool
 from rlm_plugins.repl.driver import describe, read_value
 
@@ -43,6 +45,8 @@ class InterpreterSandbox(BaseSandbox):
         self.interpreter: Any = None
         self._pending: dict[str, Any] = {}
         self._closed = False
+        self._cancelled = False
+        self._cancel_asked = False
 
     def start(self) -> None:
         if self._closed:
@@ -69,19 +73,27 @@ class InterpreterSandbox(BaseSandbox):
         return describe(value)
 
     def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:
+        return self._execute(code, tools, ToolCaller())
+
+    def _execute(self, code: str, tools: Mapping[str, Tool] | None, caller: ToolCaller) -> ExecResult:
         self.start()
         interpreter = self.interpreter
-        interpreter.tools.update(tools or {})
+        interpreter.tools.update({name: caller.bind(fn) for name, fn in (tools or {}).items()})
         if hasattr(interpreter, "_tools_registered"):
             interpreter._tools_registered = False
         variables, self._pending = self._pending, {}
+        self._cancel_asked = False
         try:
             outcome = interpreter.execute(code, variables)
         except SyntaxError as exc:
             return ExecResult(error=ExecError("SyntaxError", str(exc), f"SyntaxError: {exc}"))
         except CodeExecutionError as exc:
+            if self._cancel_asked:
+                return ExecResult(stdout=str(exc), cancelled=True)
             return ExecResult(error=ExecError("CodeExecutionError", str(exc), str(exc)))
         except CodeInterpreterError as exc:
+            if self._cancelled:
+                raise SandboxCancelledError("the execution was cancelled; the interpreter was shut down") from exc
             raise SandboxTerminatedError(f"the interpreter failed and its state is lost: {exc}") from exc
         if isinstance(outcome, FinalOutput):
             raw = outcome.output
@@ -94,9 +106,17 @@ class InterpreterSandbox(BaseSandbox):
         self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
     ) -> ExecResult:
         """`execute` on a worker thread; async tools run on this event loop, which stays free meanwhile."""
-        loop = asyncio.get_running_loop()
-        bridged = {name: _on_loop(fn, loop) for name, fn in (tools or {}).items()}
-        return await asyncio.to_thread(self.execute, code, bridged, timeout)
+        return await in_thread(self._execute, code, tools, ToolCaller.here())
+
+    def cancel(self) -> None:
+        """Our own sandboxes cancel the running code; any other interpreter can only be shut down."""
+        self._cancel_asked = True
+        inner = getattr(self.interpreter, "sandbox", None)
+        if isinstance(inner, BaseSandbox):
+            inner.cancel()
+        elif self.interpreter is not None and not self._closed:
+            self._cancelled = True
+            threading.Thread(target=self.interpreter.shutdown, name="rlm-cancel", daemon=True).start()
 
     def close(self) -> None:
         if self._closed:
@@ -109,17 +129,5 @@ class InterpreterSandbox(BaseSandbox):
 def _as_text(outcome: Any) -> str:
     """What a `CodeInterpreter` returned, as REPL output (DSPy interpreters may return a list of lines)."""
     if isinstance(outcome, list):
-        return "\n".join(map(str, outcome))
-    return "" if outcome is None else str(outcome)
-
-
-def _on_loop(fn: Tool, loop: asyncio.AbstractEventLoop) -> Callable[..., Any]:
-    if not inspect.iscoroutinefunction(fn):
-        return fn
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), loop).result()
-
-    call.__name__ = getattr(fn, "__name__", "tool")
-    call.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
-    return call
+        return "\n".join(map(safe_str, outcome))
+    return "" if outcome is None else safe_str(outcome)

@@ -13,10 +13,10 @@ from dspy.adapters.types.tool import Tool
 from dspy.primitives.facade import is_reserved_sandbox_name
 
 from rlm_plugins.dspy.errors import InvalidToolsError, ReservedNameError
+from rlm_plugins.repl._tools import is_async
+from rlm_plugins.repl.base import RESERVED_NAMES
 
-RESERVED_SANDBOX_NAMES = frozenset(
-    {"llm_query", "llm_query_batched", "rlm_query", "SUBMIT", "FINAL", "FINAL_VAR", "SHOW_VARS", "print"}
-)
+RESERVED_SANDBOX_NAMES = RESERVED_NAMES
 """Names the REPL owns: the sub-call functions, the final-answer functions and `print`."""
 RESERVED_RESULT_NAMES = frozenset({"trajectory", "final_reasoning"})
 """Names the returned Prediction owns next to the output fields."""
@@ -88,9 +88,7 @@ def repl_callable(tool: Tool) -> Callable[..., Any]:
         return dict(params.bind(*args, **kwargs).arguments) if args else kwargs
 
     func = tool.func
-    if inspect.iscoroutinefunction(func) or (
-        not inspect.isroutine(func) and inspect.iscoroutinefunction(type(func).__call__)
-    ):
+    if is_async(func):
 
         async def ainvoke(*args: Any, **kwargs: Any) -> Any:
             return await tool.acall(**keywords(args, kwargs))

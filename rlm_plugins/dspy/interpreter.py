@@ -12,9 +12,6 @@ sandbox facade (`__dspy_construct__` / `__dspy_call__`, for sub-agents built in 
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import inspect
 import keyword
 import pathlib
 import threading
@@ -137,15 +134,13 @@ class SandboxInterpreter:
         self.start()
         sandbox = self._sandbox
         assert sandbox is not None
-        context = contextvars.copy_context()
-        tools = {name: _in_context(fn, context) for name, fn in self.tools.items()}
         try:
             for name, value in variables.items():
                 if self._sent.get(name, _MISSING) is value:
                     continue
                 sandbox.load(name, value if isinstance(value, _PASS_AS_IS) else to_jsonable_python(value, fallback=str))
                 self._sent[name] = value
-            result = sandbox.execute(code, tools=tools, timeout=self.timeout)
+            result = sandbox.execute(code, tools=self.tools, timeout=self.timeout)
         except SandboxError as exc:
             self.shutdown()
             raise CodeInterpreterError(f"the {self.kind} sandbox failed and its state is lost: {exc}") from exc
@@ -235,28 +230,3 @@ def interpreter_factory(sandbox: str = "local", **options: Any) -> InterpreterFa
         >>> rlm = dspy.RLM("context, query -> answer", interpreter_factory=interpreter_factory("local"))
     """
     return InterpreterFactory(sandbox, **options)
-
-
-def _in_context(fn: Callable[..., Any], context: contextvars.Context) -> Callable[..., Any]:
-    """`fn` run in a copy of `context` (the caller's dspy.context), from whatever thread serves the call.
-
-    Async tools are awaited in a fresh event loop, as DSPy's own interpreters do: `execute` is synchronous.
-    """
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return context.copy().run(_call_sync, fn, args, kwargs)
-
-    call.__name__ = getattr(fn, "__name__", "tool")
-    call.__doc__ = getattr(fn, "__doc__", None)
-    return call
-
-
-def _call_sync(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    result = fn(*args, **kwargs)
-    if inspect.isawaitable(result):
-        return asyncio.run(_wait(result))
-    return result
-
-
-async def _wait(awaitable: Any) -> Any:
-    return await awaitable

@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlm_plugins.core.engine import RESERVED_NAMES
 from rlm_plugins.errors import ConfigurationError
-from rlm_plugins.repl.base import FinalAnswer
+from rlm_plugins.repl.base import RESERVED_NAMES, FinalAnswer
 
 CALL_ID_PREFIX = "call_rlm"
 RESULTS_VAR = "tool_results"

@@ -1,16 +1,16 @@
 """The host end of the driver protocol, independent of how bytes travel (pipes, E2B streams).
 
-A transport gives the client a `write(bytes)` function and feeds it whatever arrives with `feed(bytes)`. The
-client reassembles lines under a size cap, checks every message, matches replies to requests by id, and serves
-tool calls concurrently: sync tools on a thread pool, async tools on the event loop of the `aexecute` that is
-waiting (or their own loop, for a sync `execute`).
+A transport gives the client a `write(bytes)` function that never blocks, and feeds it whatever arrives with
+`feed(bytes)`, which never raises. The client reassembles lines under a size cap, checks every message, matches
+replies to requests by id, and serves tool calls concurrently by the rule of `_tools.ToolCaller`. Whatever the
+sandbox sends (a line that is not JSON, a message nested too deep, a tool call with wrong arguments), the reader
+goes on: a malformed line is noted in the running execution's stderr, a failed tool call is an error for that call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import inspect
 import itertools
 import json
 import threading
@@ -18,11 +18,20 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rlm_plugins.errors import SandboxProtocolError, SandboxTerminatedError, SandboxTimeoutError
+from rlm_plugins.errors import (
+    SandboxCancelledError,
+    SandboxProtocolError,
+    SandboxTerminatedError,
+    SandboxTimeoutError,
+)
+from rlm_plugins.repl._tools import DaemonPool, ToolCaller
+from rlm_plugins.repl._values import clean_text, safe_str
 from rlm_plugins.repl.base import ExecResult, Tool, ToolCallRecord
 
 DEFAULT_MAX_LINE_BYTES = 256 * 1024 * 1024
 """The largest message the host accepts from a sandbox; past it the sandbox is stopped."""
+MAX_NOTES = 5
+"""Malformed messages noted per execution; more are counted."""
 
 
 class DriverClient:
@@ -44,15 +53,16 @@ class DriverClient:
         self._replies: dict[str, cf.Future] = {}
         self._lock = threading.Lock()
         self._tools: Mapping[str, Tool] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._caller = ToolCaller()
         self._calls: list[ToolCallRecord] = []
-        self._pool: cf.ThreadPoolExecutor | None = None
-        self._max_tool_workers = max_tool_workers
+        self._notes: list[str] = []
+        self._running: str | None = None
+        self._pool = DaemonPool(max_tool_workers, "rlm-tool")
         self._dead: BaseException | None = None
         self.stderr_tail = b""
 
     def send(self, msg: dict[str, Any]) -> None:
-        self._write(json.dumps(msg, separators=(",", ":")).encode("utf-8") + b"\n")
+        self._write(json.dumps(msg, separators=(",", ":")).encode("utf-8", "replace") + b"\n")
 
     def request(self, msg: dict[str, Any]) -> cf.Future:
         """Send a request and return the future of its reply (ready, loaded, result, or error)."""
@@ -62,6 +72,8 @@ class DriverClient:
             if self._dead is not None:
                 raise self._dead
             self._replies[rid] = fut
+        if msg.get("type") == "execute":
+            self._running = rid
         try:
             self.send({**msg, "id": rid})
         except OSError as exc:
@@ -84,29 +96,53 @@ class DriverClient:
     @staticmethod
     def _check_reply(reply: dict[str, Any]) -> dict[str, Any]:
         if reply.get("type") == "error":
-            raise SandboxProtocolError(f"the sandbox refused the request: {reply.get('error')}")
+            raise SandboxProtocolError(f"the sandbox refused the request: {safe_str(reply.get('error'))}")
         return reply
 
     def execute(self, code: str, tools: Mapping[str, Tool], timeout: float, grace: float) -> ExecResult:
-        fut = self._start_execution(code, tools, timeout, None)
+        fut = self._start_execution(code, tools, timeout, ToolCaller())
         return self._finish_execution(self._wait(fut, timeout + grace, hang=True))
 
     async def aexecute(self, code: str, tools: Mapping[str, Tool], timeout: float, grace: float) -> ExecResult:
-        fut = self._start_execution(code, tools, timeout, asyncio.get_running_loop())
+        fut = self._start_execution(code, tools, timeout, ToolCaller.here())
         return self._finish_execution(await self._await(fut, timeout + grace, hang=True))
 
-    def _start_execution(
-        self, code: str, tools: Mapping[str, Tool], timeout: float, loop: asyncio.AbstractEventLoop | None
-    ) -> cf.Future:
-        self._tools, self._loop, self._calls = dict(tools), loop, []
+    def _start_execution(self, code: str, tools: Mapping[str, Tool], timeout: float, caller: ToolCaller) -> cf.Future:
+        self._tools, self._caller, self._calls, self._notes = dict(tools), caller, [], []
         return self.request({"type": "execute", "code": code, "timeout": timeout, "tools": sorted(self._tools)})
 
     def _finish_execution(self, reply: dict[str, Any]) -> ExecResult:
+        self._running = None
         self._check_reply(reply)
         result = ExecResult.from_message(reply)
         result.tool_calls = self._calls
-        self._tools, self._loop = {}, None
+        if self._notes:
+            result.stderr += "".join(f"\n[host] {note}" for note in self._notes)
+        self._tools, self._caller = {}, ToolCaller()
         return result
+
+    def cancel(self, grace: float) -> None:
+        """Ask the driver to stop the running execution; kill the sandbox if it has not stopped `grace` s later."""
+        rid = self._running
+        if rid is None or self._dead is not None:
+            return
+        try:
+            self.send({"type": "cancel", "id": rid})
+        except OSError:
+            pass
+        timer = threading.Timer(grace, self._cancel_expired, args=(rid, grace))
+        timer.daemon = True
+        timer.start()
+
+    def _cancel_expired(self, rid: str, grace: float) -> None:
+        with self._lock:
+            waiting = rid in self._replies
+        if waiting:
+            self.fail(
+                SandboxCancelledError(
+                    f"the code ignored the cancel for {grace:.1f}s; the sandbox was killed and its REPL state is lost"
+                )
+            )
 
     def _wait(self, fut: cf.Future, timeout: float, hang: bool = False) -> dict[str, Any]:
         try:
@@ -134,7 +170,7 @@ class DriverClient:
         raise exc
 
     def feed(self, data: bytes) -> None:
-        """Take bytes from the sandbox's protocol stream; complete lines are handled at once."""
+        """Take bytes from the sandbox's protocol stream; complete lines are handled at once. Never raises."""
         start = 0
         while True:
             end = data.find(b"\n", start)
@@ -160,60 +196,62 @@ class DriverClient:
         )
 
     def feed_line(self, line: bytes) -> None:
-        """Handle one complete protocol line (without its newline)."""
+        """Handle one complete protocol line (without its newline). Never raises."""
         if len(line) > self.max_line_bytes:
             self.fail(SandboxProtocolError(self._oversize()))
             return
         try:
             msg = json.loads(line)
-        except ValueError:
-            self.fail(SandboxProtocolError(f"the sandbox sent a line that is not JSON: {line[:200]!r}"))
+        except (ValueError, RecursionError) as exc:
+            self._note(line, f"it is not JSON the host can read ({type(exc).__name__})")
             return
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-            self.fail(SandboxProtocolError(f"the sandbox sent a message without a type: {line[:200]!r}"))
+            self._note(line, "it has no type")
             return
-        if msg["type"] == "tool_call":
-            self._serve_tool_call(msg)
-            return
-        with self._lock:
-            fut = self._replies.pop(str(msg.get("id")), None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
+        try:
+            if msg["type"] == "tool_call":
+                self._serve_tool_call(msg)
+                return
+            with self._lock:
+                fut = self._replies.pop(str(msg.get("id")), None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+        except Exception as exc:  # the reader must survive any message; this one is dropped
+            self._note(line, f"handling it failed ({type(exc).__name__}: {safe_str(exc)})")
+
+    def _note(self, line: bytes, why: str) -> None:
+        if len(self._notes) < MAX_NOTES:
+            shown = clean_text(line[:120].decode("utf-8", "replace"))
+            self._notes.append(f"ignored a malformed message from the sandbox ({why}): {shown!r}")
 
     def _serve_tool_call(self, msg: dict[str, Any]) -> None:
         call_id, name = msg.get("id"), msg.get("name")
         args, kwargs = msg.get("args", []), msg.get("kwargs", {})
         tool = self._tools.get(name) if isinstance(name, str) else None
         if tool is None or not isinstance(args, list) or not isinstance(kwargs, dict):
-            self._reply_tool(call_id, None, f"no tool named {name!r} is available in this execution")
+            self._reply_tool(call_id, None, f"no tool named {safe_str(name)!r} is available in this execution")
             return
         started = time.perf_counter()
+        calls = self._calls
 
-        def done(value: Any = None, error: str | None = None) -> None:
-            self._calls.append(ToolCallRecord(str(name), time.perf_counter() - started, error))
+        def done(fut: cf.Future) -> None:
+            value, error = _outcome(fut)
+            calls.append(ToolCallRecord(str(name), time.perf_counter() - started, error))
             self._reply_tool(call_id, value, error)
 
-        loop = self._loop
-        if inspect.iscoroutinefunction(tool) and loop is not None:
-            task = asyncio.run_coroutine_threadsafe(tool(*args, **kwargs), loop)
-            task.add_done_callback(lambda f: done(*_outcome(f)))
-            return
-        self._executor().submit(_run_tool, tool, args, kwargs).add_done_callback(lambda f: done(*_outcome(f)))
-
-    def _executor(self) -> cf.ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = cf.ThreadPoolExecutor(self._max_tool_workers, thread_name_prefix="rlm-tool")
-            return self._pool
+        self._caller.submit(tool, args, kwargs, self._pool).add_done_callback(done)
 
     def _reply_tool(self, call_id: Any, value: Any, error: str | None) -> None:
+        """Send a tool's outcome; a value that cannot be sent becomes that call's error. Never raises."""
         if error is None:
             try:
                 line = json.dumps({"type": "tool_result", "id": call_id, "value": value}, separators=(",", ":"))
-            except (TypeError, ValueError):
-                line = json.dumps({"type": "tool_result", "id": call_id, "value": str(value)}, separators=(",", ":"))
-        else:
-            line = json.dumps({"type": "tool_result", "id": call_id, "error": error}, separators=(",", ":"))
+            except TypeError:
+                line = json.dumps({"type": "tool_result", "id": call_id, "value": safe_str(value)})
+            except (ValueError, RecursionError) as exc:
+                error = f"its return value cannot be sent to the sandbox ({type(exc).__name__}: {safe_str(exc)})"
+        if error is not None:
+            line = json.dumps({"type": "tool_result", "id": call_id, "error": clean_text(error)}, separators=(",", ":"))
         try:
             self._write(line.encode("utf-8", "replace") + b"\n")
         except OSError:
@@ -237,23 +275,12 @@ class DriverClient:
         return self._dead
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _run_tool(tool: Tool, args: list, kwargs: dict) -> Any:
-    result = tool(*args, **kwargs)
-    if inspect.isawaitable(result):
-        return asyncio.run(_await_it(result))
-    return result
-
-
-async def _await_it(awaitable: Any) -> Any:
-    return await awaitable
+        """Forget the tools; calls still running finish on their daemon threads and their replies are dropped."""
+        self._tools = {}
 
 
 def _outcome(fut: cf.Future) -> tuple[Any, str | None]:
     try:
         return fut.result(), None
     except BaseException as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, f"{type(exc).__name__}: {safe_str(exc)}"

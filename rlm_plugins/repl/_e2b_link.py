@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from rlm_plugins._threads import in_thread
 from rlm_plugins.errors import SandboxError
 from rlm_plugins.repl._e2b_io import Outbox, exit_message, send_failure_message, warn_leak
 from rlm_plugins.repl._e2b_upload import aiter_chunks
@@ -161,7 +162,7 @@ class SyncLink(_Link):
         self.sbx.files.write(path, body, gzip=gzip, use_octet_stream=True)
 
     async def aupload(self, path: str, body: Any, gzip: bool) -> None:
-        await asyncio.to_thread(self.upload, path, body, gzip)
+        await in_thread(self.upload, path, body, gzip)
 
     def remove(self, path: str) -> None:
         try:
@@ -170,7 +171,7 @@ class SyncLink(_Link):
             pass
 
     async def aremove(self, path: str) -> None:
-        await asyncio.to_thread(self.remove, path)
+        await in_thread(self.remove, path)
 
     def extend(self, busy: float) -> None:
         seconds = self._extension(busy)
@@ -183,7 +184,7 @@ class SyncLink(_Link):
 
     async def aextend(self, busy: float) -> None:
         if self._extension(busy) is not None:
-            await asyncio.to_thread(self.extend, busy)
+            await in_thread(self.extend, busy)
 
     def run(self, cmd: str) -> None:
         handle = self.sbx.commands.run(cmd, background=True, stdin=True, timeout=0, retain_output=False)

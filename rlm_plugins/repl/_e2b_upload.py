@@ -6,12 +6,12 @@ every other value as an iterator of ~1 MiB byte chunks encoded on the fly. No I/
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pathlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, BinaryIO
 
+from rlm_plugins._threads import in_thread
 from rlm_plugins.errors import ConfigurationError
 from rlm_plugins.repl.base import Format
 
@@ -72,7 +72,7 @@ def iter_chunks(value: Any, fmt: Format) -> Iterator[bytes]:
 async def aiter_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     """The async SDK streams only async iterables; each chunk is encoded on a worker thread."""
     while True:
-        chunk = await asyncio.to_thread(next, chunks, None)
+        chunk = await in_thread(next, chunks, None)
         if chunk is None:
             return
         yield chunk

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import asyncio
 import atexit
 import contextlib
 import json
@@ -14,6 +13,10 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from rlm_plugins._threads import in_thread
+from rlm_plugins.repl._values import clean, clean_text, safe_str
+from rlm_plugins.repl.driver import FINAL_NAMES
+
 Tool = Callable[..., Any] | Callable[..., Awaitable[Any]]
 """A host function user code can call by name; sync or async."""
 
@@ -23,6 +26,11 @@ IsolationLevel = Literal["bwrap", "namespace", "none", "vm"]
 
 SMALL_VALUE_BYTES = 64 * 1024
 """Values whose JSON is smaller than this travel inline (`set`); larger ones as a file (`load`)."""
+SUBCALL_NAMES = ("llm_query", "llm_query_batched", "rlm_query")
+"""The sub-call functions the engine gives every execution."""
+RESERVED_NAMES = frozenset({*SUBCALL_NAMES, *FINAL_NAMES, "print"})
+"""Names the REPL owns (the sub-call functions, the final-answer functions, `print`): no tool or input may take one.
+The one list: the engine, the DSPy module and the LangChain tools all check against it."""
 
 
 @dataclass
@@ -88,7 +96,7 @@ class ExecResult:
             error=ExecError(_text(err.get("type")) or "Error", _text(err.get("message")), _text(err.get("traceback")))
             if isinstance(err, dict)
             else None,
-            final=FinalAnswer(final.get("value"), fields if isinstance(fields, dict) else None)
+            final=FinalAnswer(clean(final.get("value")), clean(fields) if isinstance(fields, dict) else None)
             if isinstance(final, dict)
             else None,
             timed_out=msg.get("timed_out") is True,
@@ -96,7 +104,7 @@ class ExecResult:
             stdout_cut=_count(msg.get("stdout_cut")),
             stderr_cut=_count(msg.get("stderr_cut")),
             duration=float(msg["duration"]) if isinstance(msg.get("duration"), (int, float)) else 0.0,
-            value=msg.get("value"),
+            value=clean(msg.get("value")),
         )
 
 
@@ -111,8 +119,8 @@ class ToolCallRecord:
 
 def _text(value: Any) -> str:
     if not isinstance(value, str):
-        return "" if value is None else str(value)
-    return value.encode("utf-8", "replace").decode("utf-8")
+        return "" if value is None else safe_str(value)
+    return clean_text(value)
 
 
 def _count(value: Any) -> int:
@@ -177,12 +185,14 @@ class Sandbox(Protocol):
         self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
     ) -> ExecResult: ...
     def close(self) -> None: ...
+    def cancel(self) -> None: ...
     async def astart(self) -> None: ...
     async def aload(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]: ...
     async def aexecute(
         self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
     ) -> ExecResult: ...
     async def aclose(self) -> None: ...
+    async def acancel(self) -> None: ...
 
 
 class BaseSandbox(abc.ABC):
@@ -249,14 +259,27 @@ class BaseSandbox(abc.ABC):
     def close(self) -> None:
         """Stop the sandbox and release everything it holds; calling it again is a no-op."""
 
+    @abc.abstractmethod
+    def cancel(self) -> None:
+        """Stop the running execution, if any, and return at once; safe from any thread.
+
+        The driver is asked to interrupt the code: the `execute`/`aexecute` running returns a result with
+        `cancelled=True` and the REPL keeps its state. Code that ignores it for `grace` seconds is killed with the
+        sandbox; that execution then raises `SandboxCancelledError`. With nothing running it does nothing.
+        """
+
     async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
+        await in_thread(self.start)
 
     async def aload(self, name: str, value: Any, format: Format | None = None) -> dict[str, Any]:
-        return await asyncio.to_thread(self.load, name, value, format)
+        return await in_thread(self.load, name, value, format)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        await in_thread(self.close)
+
+    async def acancel(self) -> None:
+        """The async twin of `cancel`; it never blocks the event loop."""
+        self.cancel()
 
     def __enter__(self):
         self.start()

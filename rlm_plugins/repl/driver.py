@@ -99,16 +99,39 @@ class Capture:
         return text
 
 
-def to_jsonable(value: Any) -> Any:
-    """Convert a value to something json.dumps accepts, falling back to str() for unknown types."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+MAX_DEPTH = 200
+"""How deeply a value sent to the host may nest."""
+_INT_BITS = 10_000
+"""Ints longer than this many bits are checked against Python's int-to-str digit limit before they are sent."""
+
+
+def to_jsonable(value: Any, depth: int = 0, seen: Any = None) -> Any:
+    """Convert a value to something json.dumps accepts, falling back to str() for unknown types.
+
+    Raises:
+        ValueError: the value contains itself, nests deeper than MAX_DEPTH, or holds an int too long to convert.
+    """
+    if value is None or isinstance(value, (bool, float, str)):
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > _INT_BITS:
+            repr(value)  # raises Python's own ValueError past sys.get_int_max_str_digits()
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
+    if isinstance(value, (dict, list, tuple, set, frozenset)):
+        seen = set() if seen is None else seen
+        if id(value) in seen:
+            raise ValueError(f"the {type(value).__name__} contains itself; pass a value without cycles")
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"the value nests deeper than {MAX_DEPTH} levels; flatten it or pass str(value)")
+        seen.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {str(k): to_jsonable(v, depth + 1, seen) for k, v in value.items()}
+            return [to_jsonable(v, depth + 1, seen) for v in value]
+        finally:
+            seen.discard(id(value))
     return str(value)
 
 
@@ -292,17 +315,16 @@ class Session:
                         value = eval(last, self.namespace)
                         if value is not None:
                             out.write(repr(value) + "\n")
+                value = _plain_value(value)
             except _FinalAnswer:
-                pass
+                value = None
             except _Interrupted:
                 interrupted = True
+                value = None
             except BaseException as exc:  # user code: report everything, including SystemExit
+                value = None
                 if self._final is None:
-                    error = {
-                        "type": type(exc).__name__,
-                        "message": str(exc),
-                        "traceback": self._user_traceback(exc, filename),
-                    }
+                    error = self._error(exc, filename)
         return {
             "stdout": out.getvalue(),
             "stderr": err.getvalue(),
@@ -311,9 +333,16 @@ class Session:
             "error": error,
             "final": self._final,
             "interrupted": interrupted,
-            "value": to_jsonable(value) if isinstance(value, (bool, int, float, str, list, dict)) else None,
+            "value": value,
             "duration": time.perf_counter() - start,
         }
+
+    def _error(self, exc: BaseException, filename: str) -> dict:
+        try:
+            message = str(exc)
+        except Exception as inner:  # an exception whose own str() fails
+            message = f"<{type(exc).__name__} whose message cannot be shown: {type(inner).__name__}>"
+        return {"type": type(exc).__name__, "message": message, "traceback": self._user_traceback(exc, filename)}
 
     @staticmethod
     def _compile(code: str, filename: str) -> tuple[Any, Any]:
@@ -328,8 +357,21 @@ class Session:
         tb = exc.__traceback__
         while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell"):
             tb = tb.tb_next
-        lines = traceback.format_exception(type(exc), exc, tb)
+        try:
+            lines = traceback.format_exception(type(exc), exc, tb)
+        except Exception:
+            return f"{type(exc).__name__} (its traceback cannot be shown)"
         return "".join(lines)[-20_000:]
+
+
+def _plain_value(value: Any) -> Any:
+    """A trailing expression's value as JSON data, or None when it is not plain data (its repr is in stdout)."""
+    if not isinstance(value, (bool, int, float, str, list, dict)):
+        return None
+    try:
+        return to_jsonable(value)
+    except Exception:  # a cycle, deep nesting, a huge int, an element whose str() fails: the repr says it all
+        return None
 
 
 class _Redirect:
@@ -396,11 +438,20 @@ class Driver:
         return slot[1]
 
     def reader(self) -> None:
-        """Reads stdin on a thread: tool results and cancels act at once, the rest queue for main."""
+        """Reads stdin on a thread: tool results and cancels act at once, the rest queue for main.
+
+        Whatever ends it (the host closing the channel, user code closing its descriptor) ends the driver.
+        """
+        try:
+            self._read_requests()
+        finally:
+            self.host_gone()
+
+    def _read_requests(self) -> None:
         for raw in self.rfile:
             try:
                 msg = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if not isinstance(msg, dict):
                 continue
@@ -418,7 +469,6 @@ class Driver:
                 with self.req_cv:
                     self.requests.append(msg)
                     self.req_cv.notify()
-        self.host_gone()
 
     def host_gone(self) -> None:
         """The host closed the channel (it exited, or was killed): end now, even mid-execution.
@@ -515,7 +565,11 @@ class Driver:
             self.running = None
         result["timed_out"] = result.pop("interrupted") and self.stop_reason != "cancelled"
         result["cancelled"] = self.stop_reason == "cancelled"
-        self.send({"type": "result", "id": rid, **result})
+        try:
+            self.send({"type": "result", "id": rid, **result})
+        except (ValueError, TypeError, RecursionError) as exc:  # a value that cannot travel: that cell's error
+            error = {"type": type(exc).__name__, "message": str(exc), "traceback": f"{type(exc).__name__}: {exc}"}
+            self.send({"type": "result", "id": rid, **result, "final": None, "value": None, "error": error})
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
         self.stop_reason = "timeout"

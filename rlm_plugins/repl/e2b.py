@@ -358,6 +358,10 @@ class E2BSandbox(BaseSandbox):
                 await self._link.akill_wait()
             raise
 
+    def cancel(self) -> None:
+        if self._client is not None and not self._closed:
+            self._client.cancel(self.grace)
+
     def _release(self) -> None:
         if self._client is not None:
             self._client.fail(SandboxClosedError("this sandbox was closed; create a new one"))

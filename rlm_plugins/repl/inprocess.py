@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import ctypes
-import inspect
+import functools
 import pathlib
+import queue
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from rlm_plugins.errors import ConfigurationError, SandboxClosedError, SandboxTimeoutError
+from rlm_plugins.errors import ConfigurationError, SandboxCancelledError, SandboxClosedError, SandboxTimeoutError
 from rlm_plugins.repl import driver
+from rlm_plugins.repl._tools import ToolCaller
+from rlm_plugins.repl._values import safe_str
 from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, Tool, ToolCallRecord, infer_format
 
 _local = threading.local()
@@ -58,14 +61,31 @@ def _install_router() -> None:
 
 
 class _Redirect:
-    def __init__(self, out: driver.Capture, err: driver.Capture) -> None:
+    """Routes the worker's prints into the captures and marks the span in which an interrupt may land."""
+
+    def __init__(self, sandbox: InProcessSandbox, out: driver.Capture, err: driver.Capture) -> None:
+        self.sandbox = sandbox
         self.captures = (out, err)
 
     def __enter__(self) -> None:
         _local.captures = self.captures
+        self.sandbox._enter_cell()
 
     def __exit__(self, *exc: object) -> None:
+        try:
+            self.sandbox._leave_cell()
+        except driver._Interrupted:  # it landed on the way out, before the lock was taken: the cell is over
+            self.sandbox._leave_cell()
         _local.captures = None
+
+
+class _Cell:
+    """One execution handed to the worker: its code, its outcome, and why it was stopped, if it was."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.done: cf.Future = cf.Future()
+        self.stop: str | None = None
 
 
 class InProcessSandbox(BaseSandbox):
@@ -84,10 +104,14 @@ class InProcessSandbox(BaseSandbox):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._session: driver.Session | None = None
-        self._worker: cf.ThreadPoolExecutor | None = None
+        self._jobs: queue.SimpleQueue[_Cell | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
         self._thread_id: int | None = None
+        self._cell: _Cell | None = None
+        self._in_cell = False
+        self._cell_lock = threading.Lock()
         self._tools: Mapping[str, Tool] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._caller = ToolCaller()
         self._calls: list[ToolCallRecord] = []
         self._closed = False
         self._dead: BaseException | None = None
@@ -98,7 +122,8 @@ class InProcessSandbox(BaseSandbox):
         if self._session is None:
             _install_router()
             self._session = driver.Session(self._call_tool, self.max_output_chars, self.final_fields)
-            self._worker = cf.ThreadPoolExecutor(1, thread_name_prefix="rlm-inprocess")
+            self._worker = threading.Thread(target=self._serve, name="rlm-inprocess", daemon=True)
+            self._worker.start()
 
     def _ready(self) -> driver.Session:
         if self._closed:
@@ -130,63 +155,84 @@ class InProcessSandbox(BaseSandbox):
         started = time.perf_counter()
         error = None
         try:
-            if inspect.iscoroutinefunction(tool) and self._loop is not None:
-                return asyncio.run_coroutine_threadsafe(tool(*args, **kwargs), self._loop).result()
-            result = tool(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_await(result))
-            return result
+            return self._caller.call(tool, args, kwargs)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {safe_str(exc)}"
             raise driver.ToolError(f"{name} failed: {error}") from None
         finally:
             self._calls.append(ToolCallRecord(name, time.perf_counter() - started, error))
 
-    def _run(self, code: str) -> dict[str, Any]:
+    def _serve(self) -> None:
+        """The worker: runs cells one at a time; an interrupt that lands after its cell is over cannot end it."""
         self._thread_id = threading.get_ident()
-        assert self._session is not None
-        return self._session.run(code, _Redirect)
+        while True:
+            cell = None
+            try:
+                cell = self._jobs.get()
+                if cell is None:
+                    return
+                assert self._session is not None
+                _settle(cell.done, self._session.run(cell.code, functools.partial(_Redirect, self)))
+            except driver._Stop:
+                if cell is not None:
+                    _settle(cell.done, {"interrupted": True})
+            except BaseException as exc:  # the host's side of a cell failed: that execution raises it
+                if cell is not None and not cell.done.done():
+                    cell.done.set_exception(exc)
 
-    def _submit(self, session: driver.Session, code: str, tools: Mapping[str, Tool] | None, loop: Any) -> cf.Future:
-        self._tools, self._loop, self._calls = dict(tools or {}), loop, []
+    def _enter_cell(self) -> None:
+        with self._cell_lock:
+            self._in_cell = True
+
+    def _leave_cell(self) -> None:
+        with self._cell_lock:
+            self._in_cell = False
+            if self._thread_id is not None:  # drop an interrupt that was sent but has not landed yet
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
+
+    def _interrupt(self, cell: _Cell, reason: str) -> None:
+        """Raise the interrupt in the worker, only while it runs `cell`'s user code."""
+        with self._cell_lock:
+            if self._cell is cell and self._in_cell and cell.stop is None and self._thread_id is not None:
+                cell.stop = reason
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._thread_id), ctypes.py_object(driver._Interrupted)
+                )
+
+    def _submit(
+        self, session: driver.Session, code: str, tools: Mapping[str, Tool] | None, caller: ToolCaller
+    ) -> _Cell:
+        self._tools, self._caller, self._calls = dict(tools or {}), caller, []
         session.bind_tools(list(self._tools))
         _install_router()  # again: the host may have replaced sys.stdout since start() (pytest, Jupyter, redirects)
-        assert self._worker is not None
-        return self._worker.submit(self._run, code)
+        cell = self._cell = _Cell(code)
+        self._jobs.put(cell)
+        return cell
 
-    def _interrupt(self) -> None:
-        if self._thread_id is not None:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self._thread_id), ctypes.py_object(driver._Interrupted)
+    def _finish(self, cell: _Cell, timeout: float) -> ExecResult:
+        if not cell.done.done():
+            self._dead = SandboxTimeoutError(
+                f"the code ignored the interrupt for {self.grace:.1f}s after its {timeout:.1f}s timeout; this "
+                "in-process sandbox cannot kill it and is now unusable"
             )
-
-    def _finish(self, fut: cf.Future, timeout: float) -> ExecResult:
-        try:
-            if not fut.done():
-                raise SandboxTimeoutError(
-                    f"the code ignored the interrupt for {self.grace:.1f}s after its {timeout:.1f}s timeout; this "
-                    "in-process sandbox cannot kill it and is now unusable"
-                )
-            msg = fut.result()
-            msg["timed_out"] = msg.pop("interrupted", False)
-            result = ExecResult.from_message(msg)
-            result.tool_calls = self._calls
-            return result
-        except SandboxTimeoutError as exc:
-            self._dead = exc
-            raise
+            raise self._dead
+        msg = dict(cell.done.result())
+        interrupted = msg.pop("interrupted", False)
+        msg["timed_out"] = interrupted and cell.stop != "cancelled"
+        msg["cancelled"] = interrupted and cell.stop == "cancelled"
+        result = ExecResult.from_message(msg)
+        result.tool_calls = self._calls
+        return result
 
     def execute(self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None) -> ExecResult:
         limit = timeout or self.timeout
         session = self._ready()
         with self._one_execution():
-            fut = self._submit(session, code, tools, None)
-            try:
-                fut.result(limit)
-            except cf.TimeoutError:
-                self._interrupt()
-                cf.wait([fut], self.grace)
-            return self._finish(fut, limit)
+            cell = self._submit(session, code, tools, ToolCaller())
+            if not _wait(cell.done, limit):
+                self._interrupt(cell, "timeout")
+                _wait(cell.done, self.grace)
+            return self._finish(cell, limit)
 
     async def aexecute(
         self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
@@ -194,22 +240,56 @@ class InProcessSandbox(BaseSandbox):
         limit = timeout or self.timeout
         session = self._ready()
         with self._one_execution():
-            fut = self._submit(session, code, tools, asyncio.get_running_loop())
-            wrapped = asyncio.wrap_future(fut)
+            cell = self._submit(session, code, tools, ToolCaller.here())
+            wrapped = asyncio.wrap_future(cell.done)
             done, _ = await asyncio.wait([wrapped], timeout=limit)
             if not done:
-                self._interrupt()
+                self._interrupt(cell, "timeout")
                 await asyncio.wait([wrapped], timeout=self.grace)
-            return self._finish(fut, limit)
+            return self._finish(cell, limit)
+
+    def cancel(self) -> None:
+        cell = self._cell
+        if cell is None or cell.done.done():
+            return
+        self._interrupt(cell, "cancelled")
+        timer = threading.Timer(self.grace, self._cancel_expired, args=(cell,))
+        timer.daemon = True
+        timer.start()
+
+    def _cancel_expired(self, cell: _Cell) -> None:
+        if cell.done.done():
+            return
+        self._dead = SandboxCancelledError(
+            f"the code ignored the cancel for {self.grace:.1f}s; this in-process sandbox cannot kill it and is "
+            "now unusable"
+        )
+        if not cell.done.done():
+            try:
+                cell.done.set_exception(self._dead)
+            except cf.InvalidStateError:
+                pass
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         if self._worker is not None:
-            self._worker.shutdown(wait=False, cancel_futures=True)
+            self._jobs.put(None)
         self._session = None
 
 
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
+def _wait(fut: cf.Future, timeout: float) -> bool:
+    """Whether `fut` finished (with a result or an error) within `timeout` seconds."""
+    try:
+        fut.exception(timeout)
+    except cf.TimeoutError:
+        return False
+    return True
+
+
+def _settle(fut: cf.Future, value: Any) -> None:
+    try:
+        fut.set_result(value)
+    except cf.InvalidStateError:  # the cell was given up on (cancelled and declared dead) meanwhile
+        pass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +12,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from rlm_plugins.errors import (
@@ -26,12 +26,12 @@ from rlm_plugins.errors import (
 from rlm_plugins.repl import isolation
 from rlm_plugins.repl._ascii import ascii_view
 from rlm_plugins.repl._client import DEFAULT_MAX_LINE_BYTES, DriverClient
+from rlm_plugins.repl._pipes import Pipes
 from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, plan_load
 from rlm_plugins.repl.isolation import Limits
 
 IsolationOption = Literal["auto", "require", "bwrap", "namespace", "none"]
 _CHUNK = 8 * 1024 * 1024
-_READ_SIZE = 1024 * 1024
 _PIPE_SIZE = 1024 * 1024
 
 
@@ -43,9 +43,11 @@ def _shm_dir() -> str | None:
 class LocalSandbox(BaseSandbox):
     """Runs REPL code in a subprocess, isolated as far as this machine allows.
 
-    `isolation` is "auto" (the best level available, with a warning when that is none), "require" (refuse to
-    run without isolation), or a level to insist on: "bwrap", "namespace", "none". The level in force is in
-    `sandbox.isolation` after `start()`.
+    `isolation` is "auto" (the best level available, with a warning when that is none), "require" (the best
+    level, refused unless it gives every guarantee in `isolation.TENANT_GUARANTEES`), or a level to insist on:
+    "bwrap", "namespace", "none". The level in force is in `sandbox.isolation` after `start()`, and what it
+    guarantees on this host in `sandbox.guarantees`. `memory_limit` and `disk_limit` (bytes a sandbox may write
+    in total) override the matching fields of `limits`.
 
     Examples:
         >>> with LocalSandbox() as sb:
@@ -62,6 +64,7 @@ class LocalSandbox(BaseSandbox):
         isolation: IsolationOption = "auto",
         limits: Limits | None = None,
         memory_limit: int | None = None,
+        disk_limit: int | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         **options: Any,
     ) -> None:
@@ -72,15 +75,18 @@ class LocalSandbox(BaseSandbox):
         self.requested_isolation = isolation
         limits = limits or Limits()
         if memory_limit is not None:
-            limits = Limits(memory_limit, limits.cpu_seconds, limits.file_size, limits.open_files, limits.processes)
+            limits = replace(limits, memory=memory_limit)
+        if disk_limit is not None:
+            limits = replace(limits, disk=disk_limit)
         self.limits = limits
         self.max_line_bytes = max_line_bytes
         self.isolation: IsolationLevel = "none"
+        self.guarantees: frozenset[str] = frozenset()
         self._proc: subprocess.Popen[bytes] | None = None
         self._client: DriverClient | None = None
         self._fd_sock: socket.socket | None = None
-        self._workdir: str | None = None
-        self._write_lock = threading.Lock()
+        self._tenancy: isolation.Tenancy | None = None
+        self._pipes: Pipes | None = None
         self._start_lock = threading.Lock()
         self._closed = False
         self._hello: Any = None
@@ -113,8 +119,14 @@ class LocalSandbox(BaseSandbox):
         return level
 
     def start(self) -> None:
-        self._spawn()
+        self._spawn_checked()
         self._greeted()
+
+    def _spawn_checked(self) -> None:
+        try:
+            self._spawn()
+        except OSError as exc:  # no temp dir, no descriptors left, ...: still a SandboxError
+            raise SandboxStartError(f"could not prepare the sandbox: {exc}") from exc
 
     def _spawn(self) -> None:
         """Start the process and send `hello` without waiting, so the caller can stage a context meanwhile."""
@@ -124,35 +136,10 @@ class LocalSandbox(BaseSandbox):
             if self._proc is not None:
                 return
             level = self._choose_level()
-            self._workdir = tempfile.mkdtemp(prefix="rlm-sandbox-")
-            isolation.prepare_workdir(pathlib.Path(self._workdir))
-            host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            extra = ["--fd-socket", str(child_sock.fileno())]
-            launch = isolation.build(level, pathlib.Path(self._workdir), self.limits, extra)
-            try:
-                self._proc = subprocess.Popen(
-                    launch.argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=launch.env,
-                    cwd=self._workdir,
-                    pass_fds=(child_sock.fileno(),),
-                    start_new_session=True,
-                    bufsize=0,
-                )
-            except OSError as exc:
-                shutil.rmtree(self._workdir, ignore_errors=True)
-                raise SandboxStartError(f"could not start the sandbox process: {exc}") from exc
-            finally:
-                child_sock.close()
-            for pipe in (self._proc.stdin, self._proc.stdout):
-                _widen(pipe)
-            self._fd_sock = host_sock
+            self._proc = self._launch(level)
             self.isolation = level
             self._client = DriverClient(self._write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
-            threading.Thread(target=self._read_stdout, name="rlm-sandbox-out", daemon=True).start()
-            threading.Thread(target=self._read_stderr, name="rlm-sandbox-err", daemon=True).start()
+            self._pipes = _own_pipes(self._proc, self._client.feed, self._on_stderr, self._on_exit)
             self._track()
             hello = {
                 "type": "hello",
@@ -161,6 +148,41 @@ class LocalSandbox(BaseSandbox):
                 "tools": [],
             }
             self._hello = self._client.request(hello)
+
+    def _launch(self, level: IsolationLevel) -> subprocess.Popen[bytes]:
+        """Take the sandbox's identity and cgroups, and start its process with the descriptor socket's far end."""
+        try:
+            self._tenancy = tenancy = isolation.hold(level, self.limits)
+        except OSError as exc:
+            raise SandboxStartError(f"could not set up the sandbox: {exc}") from exc
+        host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            launch = isolation.build(level, self.limits, ["--fd-socket", str(child_sock.fileno())], tenancy)
+            if self.requested_isolation == "require":
+                isolation.check_required(launch, self.limits)
+            proc = subprocess.Popen(
+                launch.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=launch.env,
+                cwd=launch.cwd,
+                pass_fds=(child_sock.fileno(),),
+                start_new_session=True,
+                bufsize=0,
+            )
+        except BaseException as exc:
+            host_sock.close()
+            tenancy.release()
+            self._tenancy = None
+            if isinstance(exc, OSError):
+                raise SandboxStartError(f"could not start the sandbox process: {exc}") from exc
+            raise
+        finally:
+            child_sock.close()
+        self._fd_sock = host_sock
+        self.guarantees = launch.guarantees
+        return proc
 
     def _greeted(self) -> None:
         """Wait for the driver's answer to `hello`, once; a sandbox that never answers is closed."""
@@ -176,27 +198,20 @@ class LocalSandbox(BaseSandbox):
             raise SandboxStartError(f"the sandbox did not start: {exc}{self._stderr_hint()}") from exc
 
     def _write(self, data: bytes) -> None:
-        proc = self._proc
-        if proc is None or proc.stdin is None:
+        if self._pipes is None:
             raise OSError("sandbox is not running")
-        with self._write_lock:
-            proc.stdin.write(data)
+        self._pipes.write(data)
 
-    def _read_stdout(self) -> None:
+    def _on_stderr(self, chunk: bytes) -> None:
+        self._stderr_tail = (self._stderr_tail + chunk)[-4096:]
+
+    def _on_exit(self) -> None:
+        """The driver's stdout ended by itself: the process is gone (or going), and every waiter learns why."""
         proc, client = self._proc, self._client
-        assert proc is not None and proc.stdout is not None and client is not None
-        fd = proc.stdout.fileno()
-        while chunk := os.read(fd, _READ_SIZE):
-            client.feed(chunk)
+        assert proc is not None and client is not None
         code = proc.wait()
         if not self._closed:
             client.fail(SandboxTerminatedError(self._death_message(code)))
-
-    def _read_stderr(self) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stderr is not None
-        while chunk := proc.stderr.read(65536):
-            self._stderr_tail = (self._stderr_tail + chunk)[-4096:]
 
     def _death_message(self, code: int) -> str:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -222,12 +237,19 @@ class LocalSandbox(BaseSandbox):
             return self._ready().call(inline, timeout=60)["info"]
         if self._closed:
             raise SandboxClosedError("this sandbox was closed; create a new one")
-        self._spawn()
-        fd = self._stage(value, fmt)
+        self._spawn_checked()
+        try:
+            fd = self._stage(value, fmt)
+        except OSError as exc:
+            raise SandboxError(f"could not stage {name!r} for the sandbox: {exc}") from exc
         try:
             client = self._ready()
             assert self._fd_sock is not None
             socket.send_fds(self._fd_sock, [b"f"], [fd])
+        except OSError as exc:
+            dead = SandboxTerminatedError(f"the sandbox stopped taking values ({exc}); its REPL state is lost")
+            self._client.fail(dead)  # type: ignore[union-attr]
+            raise dead from exc
         finally:
             os.close(fd)
         return client.call({"type": "load", "name": name, "format": fmt, "fd": True}, timeout=600)["info"]
@@ -257,6 +279,8 @@ class LocalSandbox(BaseSandbox):
     async def aexecute(
         self, code: str, tools: Mapping[str, Tool] | None = None, timeout: float | None = None
     ) -> ExecResult:
+        if not self._closed and (self._client is None or self._hello is not None):
+            await self.astart()  # on a worker thread: starting a process never blocks the event loop
         client = self._ready()
         with self._one_execution():
             return await client.aexecute(code, tools or {}, timeout or self.timeout, self.grace)
@@ -268,6 +292,8 @@ class LocalSandbox(BaseSandbox):
         after the leader is gone; never later, as the group id may then be reused.
         """
         proc = self._proc
+        if self._tenancy is not None:
+            self._tenancy.kill()
         if proc is None or self._group_swept:
             return
         leader_gone = proc.poll() is not None
@@ -280,35 +306,32 @@ class LocalSandbox(BaseSandbox):
                 proc.kill()
         self._group_swept = leader_gone
 
+    def cancel(self) -> None:
+        if self._client is not None and not self._closed:
+            self._client.cancel(self.grace)
+
     def close(self) -> None:
+        """Kill the process group first, then release the pipes and files: bounded time, whatever the code does."""
         if self._closed:
             return
         self._closed = True
         proc = self._proc
         if proc is not None:
-            if proc.poll() is None and proc.stdin is not None:
-                try:
-                    with self._write_lock:
-                        proc.stdin.write(b'{"type":"shutdown"}\n')
-                        proc.stdin.close()
-                    proc.wait(0.5)
-                except (OSError, subprocess.TimeoutExpired, ValueError):
-                    pass
             self._kill()
+            if self._pipes is not None:
+                self._pipes.close()
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 pass
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
+            self._kill()
         if self._client is not None:
             self._client.fail(SandboxClosedError("this sandbox was closed; create a new one"))
             self._client.shutdown()
         if self._fd_sock is not None:
             self._fd_sock.close()
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+        if self._tenancy is not None:
+            self._tenancy.release()
         self._untrack()
 
     def __del__(self) -> None:
@@ -316,12 +339,25 @@ class LocalSandbox(BaseSandbox):
             self._kill()
 
 
-def _widen(pipe: Any) -> None:
+def _own_pipes(proc: subprocess.Popen[bytes], on_stdout: Any, on_stderr: Any, on_exit: Any) -> Pipes:
+    """Take the process's pipes out of `proc` (widened) and hand them to `Pipes`, which alone closes them."""
+    fds = []
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        assert stream is not None
+        fds.append(os.dup(stream.fileno()))
+        stream.close()
+    proc.stdin = proc.stdout = proc.stderr = None
+    for fd in fds[:2]:
+        _widen(fd)
+    return Pipes(*fds, on_stdout=on_stdout, on_stderr=on_stderr, on_eof=on_exit)
+
+
+def _widen(fd: int) -> None:
     """Grow a pipe's buffer (64 KiB by default) so large messages cross in fewer, bigger writes."""
     try:
         import fcntl
 
-        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
     except OSError:
         pass
 

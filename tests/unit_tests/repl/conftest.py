@@ -15,7 +15,7 @@ from rlm_plugins.repl import isolation
 
 
 def _level_param(level: str) -> object:
-    missing = {"bwrap": "bubblewrap (bwrap)", "namespace": "unshare --net"}.get(level, "")
+    missing = {"bwrap": "bubblewrap (bwrap)", "namespace": "root, unshare and Linux 5.12+"}.get(level, "")
     reason = f"isolation level {level!r} does not work on this machine: {missing} missing or not permitted"
     return pytest.param(level, id=level, marks=pytest.mark.skipif(not isolation.available(level), reason=reason))
 

@@ -7,6 +7,10 @@ test run itself.
 
 from __future__ import annotations
 
+import ctypes
+import threading
+import time
+
 import pytest
 
 from rlm_plugins.errors import ConfigurationError, SandboxTimeoutError
@@ -68,3 +72,42 @@ async def test_aexecute_ignoring_the_interrupt_makes_it_unusable(asandbox) -> No
         await asandbox.aexecute(STUBBORN, timeout=0.2)
     with pytest.raises(SandboxTimeoutError):
         await asandbox.aexecute("1")
+
+
+LATE = "import time\ntime.sleep(0.3)\ndone()"
+
+
+def _late_interrupts(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Make every interrupt land late: after the cell has called `done()` and its worker has gone idle.
+
+    That is the race of a timeout that fires just as a cell ends, made certain.
+    """
+    finished = threading.Event()
+    real = ctypes.pythonapi.PyThreadState_SetAsyncExc
+
+    def late(thread_id: object, exc: object) -> int:
+        if exc is not None:
+            finished.wait(10)
+            time.sleep(0.2)
+        return real(thread_id, exc)
+
+    monkeypatch.setattr(ctypes.pythonapi, "PyThreadState_SetAsyncExc", late)
+    return {"done": finished.set}
+
+
+def test_a_timeout_racing_the_end_of_a_cell_never_breaks_the_next_one(monkeypatch) -> None:
+    tools = _late_interrupts(monkeypatch)
+    with InProcessSandbox(grace=5) as sb:
+        result = sb.execute(LATE, tools=tools, timeout=0.1)
+        assert result.ok or result.timed_out
+        assert sb.execute("1 + 1", timeout=10).value == 2
+        assert sb.execute("2 + 2", timeout=10).value == 4
+
+
+async def test_a_timeout_racing_the_end_of_an_async_cell_never_breaks_the_next_one(monkeypatch) -> None:
+    tools = _late_interrupts(monkeypatch)
+    async with InProcessSandbox(grace=5) as sb:
+        result = await sb.aexecute(LATE, tools=tools, timeout=0.1)
+        assert result.ok or result.timed_out
+        assert (await sb.aexecute("1 + 1", timeout=10)).value == 2
+        assert (await sb.aexecute("2 + 2", timeout=10)).value == 4

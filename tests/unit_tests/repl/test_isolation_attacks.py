@@ -1,8 +1,9 @@
 """Model-written code attacking the host, in the isolated levels of the local sandbox (bwrap and namespace).
 
 Each level is asked only for what it promises (see `rlm_plugins.repl.isolation`): bwrap shows the sandbox only the
-Python runtime and its work dir; namespace cuts the network and runs as an unprivileged uid, but the host's
-world-readable files stay readable there. Levels this machine lacks are skipped with the reason. A few `control`
+Python runtime and its work dir; namespace cuts the network, runs as an unprivileged uid of its own and makes the
+host's files read-only, but the host's world-readable files stay readable there. Attacks of one sandbox on another
+are in `test_isolation_tenants.py`. Levels this machine lacks are skipped with the reason. A few `control`
 tests run the same attack unisolated and watch it succeed, so the attacks themselves are known to work.
 """
 
@@ -178,7 +179,7 @@ ESCAPE = f"/tmp/rlm-escape-{os.getpid()}"
 
 
 def _write_attempts(host_file: pathlib.Path) -> list[str]:
-    """Writes that must fail, then one into the work dir and one into /tmp, which are the sandbox's own."""
+    """Writes that must fail or stay private, then one into the work dir and one into /tmp, the sandbox's own."""
     targets = ("/etc/rlm-attack", "/usr/rlm-attack", str(host_file))
     return [*(_write_code(t) for t in targets), "open('inside.txt', 'w').write('ok')", _write_code(ESCAPE)]
 
@@ -189,19 +190,14 @@ def _check_writes(results: list, level: str, host_file: pathlib.Path) -> None:
         _refused(result, "PermissionError", "OSError", "FileNotFoundError")
     assert not os.path.exists("/etc/rlm-attack")
     assert not os.path.exists("/usr/rlm-attack")
-    if level != "bwrap":  # under bwrap the same path names a new file in the private /tmp: harmless
-        _refused(host_tmp, "PermissionError")
-    assert host_file.read_bytes() == b"original"
+    assert host_file.read_bytes() == b"original"  # the same path names a new file in the private /tmp: harmless
     assert inside.ok, inside.error
-    if level == "bwrap":  # bwrap's /tmp is private and writable: a new file there never reaches the host's /tmp
-        assert tmp.ok, tmp.error
-        assert not os.path.exists(ESCAPE)
-    elif os.path.exists(ESCAPE):
-        os.unlink(ESCAPE)  # at the namespace level the host's world-writable /tmp is shared (as documented)
+    assert host_tmp.ok and tmp.ok, (host_tmp.error, tmp.error)  # the private /tmp is writable...
+    assert not os.path.exists(ESCAPE)  # ...and nothing written there reaches the host's /tmp
 
 
 def test_execute_cannot_write_outside_the_work_dir(sandbox, isolated_level: str, host_tmp_file) -> None:
-    """At the namespace level the host's world-writable dirs (/tmp itself) stay writable; files the host owns don't."""
+    """Both levels give the sandbox a private /tmp; the host's own files and dirs stay unchanged."""
     results = [sandbox.execute(code) for code in _write_attempts(host_tmp_file)]
     _check_writes(results, isolated_level, host_tmp_file)
 
@@ -242,14 +238,17 @@ for _ in range(2000):
     pids.append(pid)
 (len(pids), stopped)
 """
-# RLIMIT_NPROC counts every process and thread of the sandbox uid on the machine, so the default cap (256) is
-# shared with every other sandbox running here. The fork-loop tests use a lower cap, so that they do not starve
-# sandboxes started meanwhile by other test runs; the default reaches prlimit the same way (checked below).
+# The fork-loop tests use a lower cap than the default, to keep them light on a shared machine; the default reaches
+# prlimit (and the sandbox's cgroup, where the host has one) the same way (checked below).
 FORK_CAP = Limits(processes=128)
 
 
-def test_default_limits_cap_processes(isolated_level: str, tmp_path) -> None:
-    launch = isolation.build(isolated_level, tmp_path, Limits(), [])
+def test_default_limits_cap_processes(isolated_level: str) -> None:
+    tenancy = isolation.hold(isolated_level, Limits())
+    try:
+        launch = isolation.build(isolated_level, Limits(), [], tenancy)
+    finally:
+        tenancy.release()
     assert Limits().processes == 256
     assert "--nproc=256" in launch.argv
     assert launch.argv.index("--nproc=256") < launch.argv.index(sys.executable)

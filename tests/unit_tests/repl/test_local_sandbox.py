@@ -60,7 +60,7 @@ def _leftovers(processes, baseline: set[int], sessions: list[int], workdirs: lis
     return {
         "children": processes.children() - baseline,
         "sessions": {sid: left for sid in sessions if (left := processes.wait_until_gone(sid))},
-        "workdirs": [d for d in workdirs if os.path.exists(d)],
+        "workdirs": [d for d in workdirs if d is not None and os.path.exists(d)],
     }
 
 
@@ -75,7 +75,7 @@ def test_create_close_cycles_leave_nothing_behind(level: str, processes) -> None
     for i in range(_cycles(level)):
         with LocalSandbox(isolation=level) as sb:
             sessions.append(sb._proc.pid)
-            workdirs.append(sb._workdir)
+            workdirs.append(sb._tenancy.workdir)
             if i % 10 == 0:
                 sb.execute("import subprocess\nsubprocess.Popen(['sleep', '60'])")  # a child it never reaps
     assert _leftovers(processes, baseline, sessions, workdirs) == {"children": set(), "sessions": {}, "workdirs": []}
@@ -87,7 +87,7 @@ async def test_acreate_aclose_cycles_leave_nothing_behind(level: str, processes)
     for i in range(_cycles(level)):
         async with LocalSandbox(isolation=level) as sb:
             sessions.append(sb._proc.pid)
-            workdirs.append(sb._workdir)
+            workdirs.append(sb._tenancy.workdir)
             if i % 10 == 0:
                 await sb.aexecute("import subprocess\nsubprocess.Popen(['sleep', '60'])")
     assert _leftovers(processes, baseline, sessions, workdirs) == {"children": set(), "sessions": {}, "workdirs": []}
@@ -126,7 +126,7 @@ def test_require_refuses_to_run_unisolated(no_isolation_here, processes) -> None
     sb = LocalSandbox(isolation="require")
     with pytest.raises(IsolationUnavailableError, match=REQUIRE_MESSAGE):
         sb.start()
-    assert (sb._proc, sb._workdir, processes.children() - baseline) == (None, None, set())
+    assert (sb._proc, sb._tenancy, processes.children() - baseline) == (None, None, set())
 
 
 async def test_arequire_refuses_to_run_unisolated(no_isolation_here, processes) -> None:
@@ -134,7 +134,7 @@ async def test_arequire_refuses_to_run_unisolated(no_isolation_here, processes) 
     sb = LocalSandbox(isolation="require")
     with pytest.raises(IsolationUnavailableError, match=REQUIRE_MESSAGE):
         await sb.astart()
-    assert (sb._proc, sb._workdir, processes.children() - baseline) == (None, None, set())
+    assert (sb._proc, sb._tenancy, processes.children() - baseline) == (None, None, set())
 
 
 def test_auto_falls_back_to_none_with_a_warning(no_isolation_here) -> None:
