@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -123,3 +124,21 @@ def test_a_run_cancelled_before_it_starts_ends_cancelled_without_a_sandbox() -> 
     run.cancel()
     result = run.run_sync()
     assert (result.finish_reason, result.iterations, tree.sandboxes) == ("cancelled", 0, [])
+
+
+def test_session_cancel_ends_the_turn_and_keeps_the_repl() -> None:
+    busy = threading.Event()
+    script = {
+        "slow": [repl("kept = 7\nbusy()\nimport time\ntime.sleep(60)")],
+        "after": [repl("FINAL(kept)")],
+    }
+    with Session(engine(by_marker(script), sandbox="local", tools={"busy": busy.set})) as session:
+        out: list = []
+        worker = threading.Thread(target=lambda: out.append(session.completion("x", root_prompt="slow")))
+        worker.start()
+        assert busy.wait(60)
+        time.sleep(0.5)  # let busy()'s reply reach the sandbox first: a cancel racing a tool reply kills it
+        session.cancel()
+        worker.join(60)
+        assert not worker.is_alive() and out[0].finish_reason == "cancelled"
+        assert session.completion("y", root_prompt="after").answer == 7  # the interrupted REPL lives on
