@@ -24,6 +24,7 @@ import argparse
 import json
 import random
 import re
+import sys
 import tempfile
 from typing import Any
 
@@ -102,16 +103,35 @@ def scripted_reflection(messages: list[dict[str, Any]]) -> str:
 
 def build_models(args: argparse.Namespace) -> tuple[dspy.BaseLM, dspy.BaseLM, dspy.BaseLM]:
     if args.model:
-        task = dspy.LM(args.model)
-        return task, task, dspy.LM(args.reflection_model or args.model, temperature=1.0, max_tokens=8000)
+        options = {"api_base": args.api_base} if args.api_base else {}
+        task = dspy.LM(args.model, **options)
+        reflection = dspy.LM(args.reflection_model or args.model, temperature=1.0, max_tokens=8000, **options)
+        for lm in (task, reflection):
+            check_reachable(lm)
+        return task, task, reflection
     sub = ScriptedLM(lambda messages: "7", model="scripted-sub")
     return ScriptedLM(scripted_root, "scripted-root"), sub, ScriptedLM(scripted_reflection, "scripted-reflection")
+
+
+def check_reachable(lm: dspy.LM) -> None:
+    """One uncached call without retries, so an unreachable model stops the run at once instead of scoring 0."""
+    probe = lm.copy(cache=False, num_retries=0, timeout=30)
+    try:
+        probe("Reply with OK.")
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        print(
+            f"error: model {lm.model} is unreachable ({detail}); check the model id, its key and --api-base",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a LiteLLM model id for the root and sub model (default: scripted)")
     parser.add_argument("--reflection-model", help="the model GEPA reflects with (default: --model)")
+    parser.add_argument("--api-base", help="an OpenAI-compatible endpoint for --model and --reflection-model")
     parser.add_argument("--max-metric-calls", type=int, default=24)
     parser.add_argument("--sandbox", default="local", choices=["local", "inprocess", "e2b"])
     args = parser.parse_args(argv)

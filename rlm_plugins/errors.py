@@ -13,11 +13,17 @@
     │   └── SandboxUnavailableError a paused run's sandbox cannot be reached from here (local, other process)
     ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
     ├── ModelError                the root model could not be called
+    │   ├── ModelRateLimitError   the provider rate-limited the call
+    │   ├── ModelAuthenticationError  the provider refused the key
+    │   └── ModelTimeoutError     the provider did not answer in time
     ├── RunCancelledError         the run was cancelled before its sandbox started (the run then ends "cancelled")
     └── SessionError
         ├── SessionExpiredError   (also LookupError) the session or paused run is gone: idle, expired, closed
         │                         or already resumed
         └── SessionBusyError      a session turn was started while another one is running
+
+Errors raised to users end with the fix and do not chain the tracebacks of the libraries underneath: they are
+raised `from None`, with the original exception kept on `cause` for debugging.
 
 Errors aimed at the root model (a failed execution, a malformed reply) are not exceptions: they travel as
 `[Error] ...` notes formatted by `rlm_plugins.core.feedback`.
@@ -27,7 +33,14 @@ from __future__ import annotations
 
 
 class RLMError(Exception):
-    """Base class of every rlm-plugins error."""
+    """Base class of every rlm-plugins error; `cause` is the underlying exception, when there was one."""
+
+    cause: BaseException | None = None
+
+    def with_cause(self, cause: BaseException | None) -> RLMError:
+        """Keep `cause` on the error without chaining its traceback; returns self, for `raise ... from None`."""
+        self.cause = cause
+        return self
 
 
 class ConfigurationError(RLMError, ValueError):
@@ -83,6 +96,18 @@ class ModelError(RLMError):
     partial: object = None
 
 
+class ModelRateLimitError(ModelError):
+    """The provider rate-limited a model call: retry later or lower the concurrency."""
+
+
+class ModelAuthenticationError(ModelError):
+    """The provider refused the key (or the key may not use the model): check the key or the model name."""
+
+
+class ModelTimeoutError(ModelError, TimeoutError):
+    """A model call got no answer in time: retry, or raise the model client's timeout."""
+
+
 class RunCancelledError(RLMError):
     """The run was cancelled before its sandbox started."""
 
@@ -102,7 +127,10 @@ class SessionBusyError(SessionError):
 __all__ = [
     "ConfigurationError",
     "IsolationUnavailableError",
+    "ModelAuthenticationError",
     "ModelError",
+    "ModelRateLimitError",
+    "ModelTimeoutError",
     "RLMError",
     "RunCancelledError",
     "SandboxCancelledError",

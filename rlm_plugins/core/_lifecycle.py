@@ -20,13 +20,18 @@ class RunLifecycle:
     def __init__(self, sandbox: Sandbox | None) -> None:
         self.sandbox = sandbox
         self.owns_sandbox = sandbox is None
-        self.children: set[Any] = set()
-        self.cancelled = False
+        self._cancelled = False
         self.result = None
         self._flow: Generator[Operation, Any, RLMResult] | None = None
         self._pending: Operation | None = None
         self._reply: tuple[Any, BaseException | None] = (None, None)
         self._lock = threading.Lock()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the run was cancelled (by `cancel()`, or by its parent run stopping its children)."""
+        subcalls = getattr(self, "subcalls", None)
+        return self._cancelled or (subcalls is not None and subcalls.life.cancelled)
 
     def open_sandbox(self) -> Sandbox:
         """The run's sandbox, made now if the run has none yet."""
@@ -70,23 +75,24 @@ class RunLifecycle:
         The run finishes with finish_reason="cancelled" (sub-calls in flight are abandoned). Calling it again,
         or after the run ended, does nothing.
         """
-        if self.cancelled or self.result is not None:
+        if self._cancelled or self.result is not None:
             return
-        self.cancelled = True
-        for child in list(self.children):
-            child.cancel()
+        self._cancelled = True
+        subcalls = self.subcalls  # type: ignore[attr-defined]
+        subcalls.life.cancel()
+        subcalls.stop_children()
         sandbox = self.sandbox
         if sandbox is not None:
             stop_code(sandbox)
 
     def finish(self) -> None:
-        """The run ended: release the sandbox it owns."""
-        self._detach()
+        """The run ended: stop its rlm_query children, release the sandbox it owns."""
+        self.subcalls.stop_children()  # type: ignore[attr-defined]
         if self.owns_sandbox and self.sandbox is not None:
             self.sandbox.close()
 
     async def afinish(self) -> None:
-        self._detach()
+        await self.subcalls.astop_children()  # type: ignore[attr-defined]
         if self.owns_sandbox and self.sandbox is not None:
             await self.sandbox.aclose()
 
@@ -107,11 +113,6 @@ class RunLifecycle:
         self._pending = None
         if self._flow is not None:
             self._flow.close()
-
-    def _detach(self) -> None:
-        parent = getattr(self, "parent", None)
-        if parent is not None:
-            parent.children.discard(self)
 
 
 def stop_code(sandbox: Sandbox) -> None:

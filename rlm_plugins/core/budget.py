@@ -41,13 +41,24 @@ class Budget:
         self._lock = threading.Lock()
 
     def reserve_calls(self, n: int) -> str | None:
-        """Reserve `n` sub-calls at once, all or nothing; returns the exhausted limit's name when refused."""
+        """Reserve `n` model calls at once, all or nothing; returns the exhausted limit's name when refused.
+
+        Nothing is reserved once time, tokens or cost have run out, so no call starts after a limit has passed.
+        """
+        reason = self.exhausted()
+        if reason is not None:
+            return reason
         with self._lock:
             cap = self.limits.max_llm_calls
             if cap is not None and self.llm_calls + n > cap:
                 return "max_llm_calls"
             self.llm_calls += n
-        return self.exhausted()
+        return None
+
+    def release_calls(self, n: int) -> None:
+        """Give back `n` reserved calls that were never made (slots refused after a batch was reserved)."""
+        with self._lock:
+            self.llm_calls = max(0, self.llm_calls - n)
 
     def record(self, model: str, usage: Usage | None) -> None:
         """Add a model call's usage (a call with unknown usage still counts as one call)."""

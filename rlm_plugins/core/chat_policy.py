@@ -13,14 +13,16 @@ from collections.abc import Awaitable, Callable
 from rlm_plugins._threads import in_thread
 from rlm_plugins.core.feedback import clip, format_exec_result
 from rlm_plugins.core.parsing import parse_reply
-from rlm_plugins.core.ports import Action, CodeRun, Completion, RunState, Step, as_completion
+from rlm_plugins.core.ports import Action, CodeRun, Completion, RunState, Step, Usage, as_completion
 from rlm_plugins.core.prompts import extract_prompt, system_prompt, user_prompt
+from rlm_plugins.core.reply_checks import EXTRACT_RETRY, answer_text, is_code_only
 from rlm_plugins.errors import ConfigurationError
 
 Message = dict[str, str]
 Complete = Callable[[list[Message]], Completion | str]
 AComplete = Callable[[list[Message]], Awaitable[Completion | str]]
 
+SYSTEM_ROLES = frozenset({"system", "developer", "user"})
 COMPACTED_HEADER = (
     "Earlier turns, compacted to save space (their full output is gone, but the variables they made are still "
     "in the REPL; SHOW_VARS() lists them):"
@@ -39,6 +41,8 @@ class ChatPolicy:
         model: the model name reported in usage when the reply does not name one.
         max_history_chars: the size the previous turns may take in a request before older ones are compacted.
         keep_recent_steps: how many of the latest turns stay in full when the history is compacted.
+        system_role: the role of the instructions message: "system", "developer", or "user" for chat templates
+            without a system role (the instructions then open the first user message).
 
     Examples:
         >>> from rlm_plugins.core.ports import RunState
@@ -56,6 +60,7 @@ class ChatPolicy:
         model: str | None = None,
         max_history_chars: int = 40_000,
         keep_recent_steps: int = 4,
+        system_role: str = "system",
     ) -> None:
         if not callable(complete):
             raise ConfigurationError("complete must be a function taking a list of message dicts; got a non-callable")
@@ -65,6 +70,9 @@ class ChatPolicy:
             raise ConfigurationError(f"max_history_chars={max_history_chars} is too small; pass 1000 or more")
         if keep_recent_steps < 0:
             raise ConfigurationError(f"keep_recent_steps={keep_recent_steps} is negative; pass 0 or more")
+        if system_role not in SYSTEM_ROLES:
+            raise ConfigurationError(f"system_role={system_role!r} is not one of {sorted(SYSTEM_ROLES)}")
+        self.system_role = system_role
         self.complete = complete
         self.acomplete = acomplete
         self.model = model
@@ -86,12 +94,21 @@ class ChatPolicy:
         return self._action(await self._acall(messages), messages)
 
     def extract(self, state: RunState) -> Completion:
-        """Ask for a final answer from the history alone, once the budget is gone."""
-        return self._completion(self.complete(self._messages(state, extract_prompt(state))))
+        """Ask for a final answer from the history alone, once the budget is gone; a reply that is only code is
+        asked for once more, and what comes back is always text, never a code fence."""
+        messages = self._messages(state, extract_prompt(state))
+        first = self._completion(self.complete(messages))
+        if not is_code_only(first.text):
+            return _answer(first)
+        return _answer(first, self._completion(self.complete(_retry(messages, first.text))))
 
     async def aextract(self, state: RunState) -> Completion:
         """The async twin of `extract`."""
-        return self._completion(await self._acall(self._messages(state, extract_prompt(state))))
+        messages = self._messages(state, extract_prompt(state))
+        first = self._completion(await self._acall(messages))
+        if not is_code_only(first.text):
+            return _answer(first)
+        return _answer(first, self._completion(await self._acall(_retry(messages, first.text))))
 
     async def _acall(self, messages: list[Message]) -> Completion | str:
         if self.acomplete is None:
@@ -106,7 +123,7 @@ class ChatPolicy:
 
     def _action(self, reply: Completion | str | None, messages: list[Message]) -> Action:
         completion = self._completion(reply)
-        parsed = parse_reply(completion.text)
+        parsed = parse_reply(completion.text, instructions=messages[0]["content"])
         return Action(
             reasoning=parsed.reasoning,
             code=parsed.code,
@@ -121,10 +138,10 @@ class ChatPolicy:
 
     def _messages(self, state: RunState, prompt: str) -> list[Message]:
         """System prompt, then alternating user/assistant turns; `prompt` closes the last user message."""
-        messages = [_message("system", system_prompt(state))]
+        messages = [_message(self.system_role, system_prompt(state))]
         history = state.history
         if not history:
-            return [*messages, _message("user", prompt)]
+            return _roles([*messages, _message("user", prompt)])
         opening = user_prompt(dataclasses.replace(state, history=[], iteration=history[0].iteration))
         turns = [(_reply_text(step), _results_text(step, state.max_output_chars)) for step in history]
         summary, turns = self._fit(history, turns)
@@ -132,7 +149,7 @@ class ChatPolicy:
         for reply, results in turns:
             messages += [_message("assistant", reply), _message("user", results)]
         messages[-1]["content"] += "\n\n" + prompt
-        return messages
+        return _roles(messages)
 
     def _fit(self, history: list[Step], turns: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
         """Keep the history within `max_history_chars`: compact older turns, then clip the recent ones."""
@@ -149,6 +166,29 @@ class ChatPolicy:
 
 def _message(role: str, content: str) -> Message:
     return {"role": role, "content": content}
+
+
+def _roles(messages: list[Message]) -> list[Message]:
+    """Without a system role, the instructions open the first user message (so they still reach the model)."""
+    if messages[0]["role"] != "user":
+        return messages
+    instructions, first, *rest = messages
+    return [_message("user", f"{instructions['content']}\n\n{first['content']}"), *rest]
+
+
+def _retry(messages: list[Message], reply: str) -> list[Message]:
+    return [*messages, _message("assistant", reply), _message("user", EXTRACT_RETRY)]
+
+
+def _answer(*completions: Completion) -> Completion:
+    """The last completion's answer as text (code fences removed), with the usage of every call summed."""
+    last = completions[-1]
+    if len(completions) == 1:
+        return dataclasses.replace(last, text=answer_text(last.text))
+    usage = Usage()
+    for completion in completions:
+        usage.add(completion.usage or Usage(calls=1))
+    return Completion(answer_text(last.text) or answer_text(completions[0].text), usage, last.model)
 
 
 def _reply_text(step: Step) -> str:

@@ -18,6 +18,7 @@ from rlm_plugins.core.budget import Budget, Limits
 from rlm_plugins.core.drivers import adrive, drive
 from rlm_plugins.core.events import CodeExecuted, FinalReached, Observer, RootStep, RunFinished, RunStarted, emit
 from rlm_plugins.core.feedback import model_error
+from rlm_plugins.core.final_checks import final_problem
 from rlm_plugins.core.parsing import FinalVar
 from rlm_plugins.core.ports import Action, CodeRun, Policy, RunState, Step, SubModel, as_completion
 from rlm_plugins.core.result import RLMResult
@@ -47,6 +48,8 @@ class Engine:
         observers: callables that receive every event of every run.
         final_fields: output field names for SUBMIT(**fields) (DSPy); None means FINAL(value).
         final_validator: checks a final answer before the run accepts it.
+        refuse_premature_final: refuse a literal final answer typed in before the model has seen any output of
+            the run, or after output of the same reply it has not read (see `rlm_plugins.core.final_checks`).
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Engine:
         observers: list[Observer] | None = None,
         final_fields: list[str] | None = None,
         final_validator: FinalValidator | None = None,
+        refuse_premature_final: bool = True,
     ) -> None:
         self.policy = policy
         self.sub_model = sub_model
@@ -81,6 +85,7 @@ class Engine:
         self.observers = list(observers or [])
         self.final_fields = final_fields
         self.final_validator = final_validator
+        self.refuse_premature_final = refuse_premature_final
 
     def new_run(
         self,
@@ -174,11 +179,9 @@ class Run(RunLifecycle):
         """A child run at depth + 1 sharing this tree's budget, or None at the maximum depth."""
         if self.depth + 1 >= max(1, self.budget.limits.max_depth):
             return None
-        child = Run(
+        return Run(
             self.engine, self.budget, query, context, depth=self.depth + 1, parent=self, observers=self.observers
         )
-        self.children.add(child)
-        return child
 
     def run_sync(self) -> RLMResult:
         """Drive this run to its end synchronously."""
@@ -215,8 +218,11 @@ class Run(RunLifecycle):
         state, history = self.state, self.history
         while self.reason is None:
             limit = "cancelled" if self.cancelled else budget.exhausted() or self.subcalls.refused
-            if limit or len(history) >= budget.limits.max_iterations:
-                self.reason = limit or "max_iterations"
+            if not limit and len(history) >= budget.limits.max_iterations:
+                limit = "max_iterations"
+            limit = limit or self.subcalls.reserve_turn()
+            if limit:
+                self.reason = limit
                 break
             state.iteration = len(history) + 1
             t0 = time.perf_counter()
@@ -234,7 +240,10 @@ class Run(RunLifecycle):
             emit(self.observers, RootStep(self.run_id, self.depth, step.iteration, action, time.perf_counter() - t0))
             self.reason = yield from self._act_on(action, step)
             step.duration = time.perf_counter() - t0
-        if self.final is None and self.reason != "cancelled":
+        refused = self.subcalls.reserve_turn() if self.final is None and self.reason != "cancelled" else None
+        if refused:
+            self.error = f"the extract step was not run: {refused}"
+        elif self.final is None and self.reason != "cancelled":
             state.iteration = len(history)
             try:
                 completion = as_completion((yield Extract(state)))
@@ -293,7 +302,7 @@ class Run(RunLifecycle):
                     step.notes.append(model_error("Your reply had no ```repl code block and no final answer."))
                 return None
             if not isinstance(action.final, FinalVar):
-                return self._accept(FinalAnswer(action.final), step)
+                return self._accept(FinalAnswer(action.final), step, None)
             action = Action(code=[f"FINAL_VAR({action.final.name!r})"])
         for code in action.code:
             if self.cancelled:
@@ -301,8 +310,12 @@ class Run(RunLifecycle):
             if not code or not code.strip():
                 step.notes.append(model_error("A code block was empty; write the code you want to run."))
                 continue
+            halt = self.subcalls.may_exec()
+            if halt:
+                step.notes.append(model_error(f"The code was not run: the run is over ({halt})."))
+                return halt
             left = budget.time_left()
-            timeout = engine.exec_timeout if left is None else max(0.1, min(engine.exec_timeout, left))
+            timeout = engine.exec_timeout if left is None else min(engine.exec_timeout, left)
             try:
                 result: ExecResult = yield Exec(code, timeout)
             except SandboxError as exc:
@@ -314,11 +327,15 @@ class Run(RunLifecycle):
             emit(self.observers, CodeExecuted(self.run_id, self.depth, step.iteration, code, result))
             if self.cancelled:
                 return "cancelled"
-            if result.final is not None and self._accept(result.final, step):
+            if result.final is not None and self._accept(result.final, step, code):
                 return "final"
         return None
 
-    def _accept(self, final: FinalAnswer, step: Step) -> str | None:
+    def _accept(self, final: FinalAnswer, step: Step, code: str | None) -> str | None:
+        refused = final_problem(self.state, step, code, refuse_premature=self.engine.refuse_premature_final)
+        if refused:
+            step.notes.append(model_error(refused))
+            return None
         validator = self.engine.final_validator if self.depth == 0 else None
         if validator is None:
             value = final.fields if final.fields and final.value is None else final.value

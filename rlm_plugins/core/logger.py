@@ -3,7 +3,12 @@
 The file starts with one `metadata` line, then one `iteration` line per root step: the prompt sent, the response,
 the code blocks with their results (stdout, stderr, locals, execution_time, rlm_calls), the final answer and the
 iteration time. It is an observer of the engine's events; only the root run (depth 0) of each tree is logged,
-and sub-calls (llm_query slots, rlm_query children) appear as that iteration's `rlm_calls`.
+and sub-calls (llm_query slots, rlm_query children) appear as that iteration's `rlm_calls`. As in the official
+package, an rlm_query child's own trajectory is the call's `metadata` ({"run_metadata", "iterations"}).
+
+Beyond the official fields (which readers of that format ignore): each iteration has `usage` (the root call's
+tokens and cost), each call has `kind` ("llm" or "rlm") and `error`, and the run's last iteration has `run_end`:
+finish_reason, answer, extracted, error, notes, usage and execution_time of the whole run.
 """
 
 from __future__ import annotations
@@ -48,9 +53,10 @@ class RLMLogger:
             if isinstance(event, SubCall):
                 run = self._runs.get(event.run_id)
                 if run is not None:
-                    run["pending_calls"].append(_sub_call(event))
-                return
-            if event.depth != 0:
+                    call = _sub_call(event)
+                    if event.kind == "rlm":
+                        call["metadata"] = _child_trajectory(run["children"], event.response)
+                    run["pending_calls"].append(call)
                 return
             if isinstance(event, RunStarted):
                 self._start(event)
@@ -62,7 +68,14 @@ class RLMLogger:
                 self._finish(event)
 
     def _start(self, event: RunStarted) -> None:
-        self._runs[event.run_id] = {"iterations": [], "current": None, "pending_calls": []}
+        self._runs[event.run_id] = {
+            "iterations": [],
+            "current": None,
+            "pending_calls": [],
+            "children": [],
+            "parent_id": event.parent_id,
+            "logged": event.depth == 0,
+        }
         entry = {
             "type": "metadata",
             "timestamp": datetime.now().isoformat(),
@@ -78,7 +91,8 @@ class RLMLogger:
             "other_backends": self.metadata.get("other_backends"),
         }
         self._runs[event.run_id]["metadata"] = entry
-        self._write(entry)
+        if event.depth == 0:
+            self._write(entry)
 
     def _root_step(self, event: RootStep) -> None:
         run = self._runs.get(event.run_id)
@@ -91,6 +105,7 @@ class RLMLogger:
             "code_blocks": [],
             "final_answer": None,
             "iteration_time": event.duration,
+            "usage": event.action.usage.as_dict() if event.action.usage else None,
         }
 
     def _code(self, event: CodeExecuted) -> None:
@@ -121,8 +136,14 @@ class RLMLogger:
         result = event.result
         if run["current"] is not None:
             run["current"]["final_answer"] = result.response if result.finish_reason == "final" else None
+            run["current"]["run_end"] = _run_end(result)
         self._flush(run)
-        self._trajectory = {"run_metadata": run.get("metadata"), "iterations": run["iterations"]}
+        trajectory = {"run_metadata": run.get("metadata"), "iterations": run["iterations"]}
+        parent = self._runs.get(run["parent_id"] or "")
+        if parent is not None:
+            parent["children"].append((result.response, trajectory))
+        elif run["logged"]:
+            self._trajectory = trajectory
 
     def _flush(self, run: dict[str, Any]) -> None:
         current, run["current"] = run["current"], None
@@ -135,7 +156,8 @@ class RLMLogger:
             **current,
         }
         run["iterations"].append(entry)
-        self._write(entry)
+        if run["logged"]:
+            self._write(entry)
 
     def _write(self, entry: dict[str, Any]) -> None:
         if self.log_file_path is None:
@@ -168,6 +190,29 @@ def _sub_call(event: SubCall) -> dict[str, Any]:
         "response": event.response if event.error is None else f"[Error] {event.error}",
         "usage_summary": {"model_usage_summaries": summary},
         "execution_time": event.duration,
+        "kind": event.kind,
+        "error": event.error,
+    }
+
+
+def _child_trajectory(children: list[tuple[str, dict[str, Any]]], response: str) -> dict[str, Any] | None:
+    """The finished child run whose answer this rlm_query call returned (the oldest one if none matches)."""
+    for index, (answer, _) in enumerate(children):
+        if answer == response:
+            return children.pop(index)[1]
+    return children.pop(0)[1] if children else None
+
+
+def _run_end(result: Any) -> dict[str, Any]:
+    """How the run ended, on its last iteration (an extension: official readers ignore it)."""
+    return {
+        "finish_reason": result.finish_reason,
+        "answer": result.response if result.finish_reason == "final" else None,
+        "extracted": getattr(result, "extracted", None),
+        "error": result.error,
+        "notes": list(result.steps[-1].notes) if result.steps else [],
+        "usage": result.total_usage.as_dict(),
+        "execution_time": result.execution_time,
     }
 
 

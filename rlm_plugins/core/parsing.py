@@ -14,9 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlm_plugins.core.feedback import model_error
+from rlm_plugins.core.reply_checks import (
+    PYTHON_LANGS,
+    echo_note,
+    parses,
+    signature_name,
+    signature_note,
+    text_final_note,
+)
 
-PYTHON_LANGS = frozenset({"repl", "python", "py", "python3", "py3", "ipython"})
-"""Fence languages whose blocks run in the REPL."""
 DISPLAY_LANGS = frozenset({"", "text", "txt", "plain", "plaintext", "output", "stdout", "md", "markdown", "log"})
 """Fence languages used to show text, which earn no "only Python runs" note."""
 
@@ -61,8 +67,11 @@ class _Fence:
     """The fence that would close the block, when the reply ended inside it."""
 
 
-def parse_reply(text: str | None) -> ParsedReply:
+def parse_reply(text: str | None, instructions: str = "") -> ParsedReply:
     """Split a model reply into reasoning, Python blocks and a prose FINAL; never raises.
+
+    A block that is only a function signature copied from the instructions is not run (a note says how to call
+    it); prose that writes `Final(answer): ...`, or repeats lines of `instructions`, earns a note too.
 
     Examples:
         >>> parse_reply("Look first.\\n```repl\\nprint(len(context))\\n```").code
@@ -81,10 +90,17 @@ def parse_reply(text: str | None) -> ParsedReply:
     blocks = [f for f in fences if f.lang in PYTHON_LANGS and f.body.strip()]
     if not blocks:
         blocks = [f for f in fences if not f.lang and _looks_like_code(f.body)]
+    prose = _without(text, blocks)
+    copied = [name for f in blocks if (name := signature_name(_dedent(f.body)))]
+    blocks = [f for f in blocks if signature_name(_dedent(f.body)) is None]
     reply = ParsedReply(code=[_dedent(f.body) for f in blocks])
     reply.notes.extend(_foreign_fence_notes(fences))
-    prose = _without(text, blocks)
+    reply.notes.extend(signature_note(name) for name in dict.fromkeys(copied))
     final = _find_final(prose)
+    if final is None:
+        reply.notes.extend(note for note in [text_final_note(prose)] if note)
+    echoed = echo_note(text, instructions)
+    reply.notes.extend([echoed] if echoed else [])
     if blocks:
         last = blocks[-1]
         reply.reasoning = text[: blocks[0].start].strip()
@@ -101,7 +117,7 @@ def parse_reply(text: str | None) -> ParsedReply:
     reply.reasoning = reply.cleaned = text.strip()
     if final is not None:
         reply.final, reply.has_final = final[0], True
-    else:
+    elif not copied and not echoed:
         reply.notes.append(
             model_error(
                 "Your reply had no ```repl block, so nothing ran. Write the next step as Python in a ```repl "
@@ -160,7 +176,7 @@ def _find_close(lines: list[str], i: int, marker: str, lang: str) -> tuple[int, 
         if lang not in PYTHON_LANGS:
             return candidate
         body = "".join(lines[i + 1 : j]) + candidate[1]
-        if _parses(_dedent(body)):
+        if parses(_dedent(body)):
             return candidate
         first = first or candidate
         seen += 1
@@ -183,18 +199,10 @@ def _dedent(body: str) -> str:
     return textwrap.dedent(body).strip("\n").rstrip()
 
 
-def _parses(code: str) -> bool:
-    try:
-        ast.parse(code)
-    except Exception:
-        return False
-    return True
-
-
 def _looks_like_code(body: str) -> bool:
     """Whether an unlabelled fence holds Python rather than shown data (a number, a word, a literal)."""
     code = _dedent(body)
-    if not code or not _parses(code):
+    if not code or not parses(code):
         return False
     tree = ast.parse(code)
     if len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):

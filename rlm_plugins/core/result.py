@@ -22,9 +22,11 @@ FINISH_REASONS = (
 class RLMResult:
     """The outcome of one RLM run.
 
-    `response` is the answer as text; `answer` is the value the code passed to FINAL (or the SUBMIT fields),
-    before it was turned into text. `finish_reason` says what ended the run: "final" when the model answered,
-    else the limit that ran out (the answer then comes from the extract step).
+    `finish_reason` says what ended the run: "final" when the model's code called FINAL (or SUBMIT), else the
+    limit that ran out, "sandbox_error", or "error". `answer` is the value passed to FINAL (or the SUBMIT fields),
+    before it was turned into text, and is None whenever `finish_reason` is not "final". `extracted` is the text of
+    the extract step (the root model's last-chance guess once the budget ran out), None after a final answer.
+    `response` is text for chat-style callers: the final answer, else the extracted text (check `finish_reason`).
     """
 
     response: str
@@ -38,6 +40,12 @@ class RLMResult:
     depth: int = 0
     error: str | None = None
     sub_calls: list[dict[str, Any]] = field(default_factory=list)
+    extracted: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.finish_reason != "final" and self.answer is not None:
+            self.extracted = self.extracted if self.extracted is not None else self.response
+            self.answer = None
 
     @property
     def iterations(self) -> int:

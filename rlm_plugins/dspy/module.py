@@ -53,7 +53,8 @@ class RLM(dspy.Module):
     Args:
         signature: the task, e.g. "context, query -> answer" or a Signature class; outputs may be typed.
         max_iters: root-model steps per call.
-        max_llm_calls: sub-calls (llm_query, llm_query_batched slots, rlm_query runs) per call.
+        max_llm_calls: model calls below the root per call: llm_query, each llm_query_batched slot, and each turn
+            (and extract) of an rlm_query child.
         max_output_chars: REPL output kept per step.
         verbose: log each step's reasoning and code.
         tools: functions or `dspy.Tool`s the code may call (sync or async).
@@ -65,6 +66,8 @@ class RLM(dspy.Module):
         sandbox_options: options for the sandbox (e.g. `{"isolation": "require"}`).
         max_depth: how deep `rlm_query` may recurse; 1 makes `rlm_query` a plain `llm_query`.
         max_time: seconds per call (the whole recursion tree), then `extract` answers.
+        max_tokens: tokens per call (the whole tree, root and sub-calls, as the LMs report them), then `extract`.
+        max_cost: dollars per call (the whole tree, where DSPy knows the prices), then `extract`.
         max_concurrency: concurrent sub-calls in one `llm_query_batched`.
         exec_timeout: seconds one code block may run.
         observers: callables receiving the engine's events of every call.
@@ -103,6 +106,8 @@ class RLM(dspy.Module):
         sandbox_options: dict[str, Any] | None = None,
         max_depth: int = 1,
         max_time: float | None = None,
+        max_tokens: int | None = None,
+        max_cost: float | None = None,
         max_concurrency: int = 16,
         exec_timeout: float = 300.0,
         observers: list[Observer] | None = None,
@@ -116,6 +121,8 @@ class RLM(dspy.Module):
         self.sub_lm = sub_lm
         self.max_depth = max_depth
         self.max_time = max_time
+        self.max_tokens = max_tokens
+        self.max_cost = max_cost
         self.max_concurrency = max_concurrency
         self.exec_timeout = exec_timeout
         self.observers = list(observers or [])
@@ -148,6 +155,8 @@ class RLM(dspy.Module):
             max_llm_calls=self.max_llm_calls,
             max_depth=self.max_depth,
             max_time=self.max_time,
+            max_tokens=self.max_tokens,
+            max_cost=self.max_cost,
         )
 
     def _resolve_sandbox(self, interpreter_factory: Callable[[], Any] | None) -> SandboxFactory:

@@ -3,7 +3,9 @@
 `generate_action` picks each step's (reasoning, code) from the variables' metadata and the REPL history;
 `extract` gives the outputs when the budget runs out. Both are the module's own predictors, so what an optimizer
 tunes (instructions, demos) is exactly what runs here. The policy only translates between the engine's
-`RunState`/`Action` and DSPy's `REPLVariable`/`REPLHistory`/`Prediction`; the loop lives in the engine.
+`RunState`/`Action` and DSPy's `REPLVariable`/`REPLHistory`/`Prediction`; the loop lives in the engine. Each call
+reports its tokens and cost to the engine's budget, and a provider failure leaves as a `ModelError` subclass, so the
+engine keeps the partial result as it does for the standalone RLM.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dspy.primitives.repl_types import REPLEntry, REPLHistory, REPLVariable
 
 from rlm_plugins.core.feedback import model_error
 from rlm_plugins.core.ports import Action, Completion, ContextInfo, RunState, Step
-from rlm_plugins.dspy._context import applied, capture
+from rlm_plugins.dspy._context import capture
+from rlm_plugins.dspy._usage import Meter, metered
 
 logger = logging.getLogger("rlm_plugins.dspy")
 
@@ -86,12 +89,19 @@ class PredictPolicy:
         return info
 
     def act(self, state: RunState) -> Action:
-        with applied(self.overrides):
-            return self._action(self.generate_action(**self._action_inputs(state)), state)
+        with metered(self.overrides, self._model()) as meter:
+            pred = self.generate_action(**self._action_inputs(state))
+        return _measured(self._action(pred, state), meter)
 
     async def aact(self, state: RunState) -> Action:
-        with applied(self.overrides):
-            return self._action(await self.generate_action.acall(**self._action_inputs(state)), state)
+        with metered(self.overrides, self._model()) as meter:
+            pred = await self.generate_action.acall(**self._action_inputs(state))
+        return _measured(self._action(pred, state), meter)
+
+    def _model(self) -> str:
+        """The root LM's name, for error messages."""
+        lm = self.generate_action.lm or self.overrides.get("lm") or dspy.settings.lm
+        return str(getattr(lm, "model", None) or "the root LM")
 
     def _extract_inputs(self, state: RunState) -> dict[str, Any]:
         logger.warning("RLM reached its budget, using extract to get the final output")
@@ -104,19 +114,21 @@ class PredictPolicy:
         return inputs
 
     def extract(self, state: RunState) -> Completion:
-        with applied(self.overrides):
-            return self._extracted(self.extract_predictor(**self._extract_inputs(state)), state)
+        with metered(self.overrides, self._model()) as meter:
+            pred = self.extract_predictor(**self._extract_inputs(state))
+        return self._extracted(pred, state, meter)
 
     async def aextract(self, state: RunState) -> Completion:
-        with applied(self.overrides):
-            return self._extracted(await self.extract_predictor.acall(**self._extract_inputs(state)), state)
+        with metered(self.overrides, self._model()) as meter:
+            pred = await self.extract_predictor.acall(**self._extract_inputs(state))
+        return self._extracted(pred, state, meter)
 
-    def _extracted(self, pred: Any, state: RunState) -> Completion:
+    def _extracted(self, pred: Any, state: RunState, meter: Meter) -> Completion:
         if state.depth > 0:
-            return Completion(str(getattr(pred, "answer", "")))
+            return Completion(str(getattr(pred, "answer", "")), meter.usage(), meter.model)
         self.extracted = pred
         fields = {name: getattr(pred, name, None) for name in self.signature.output_fields}
-        return Completion(json.dumps(fields, default=str, ensure_ascii=False))
+        return Completion(json.dumps(fields, default=str, ensure_ascii=False), meter.usage(), meter.model)
 
     def _action(self, pred: Any, state: RunState) -> Action:
         reasoning = str(getattr(pred, "reasoning", "") or "")
@@ -135,6 +147,11 @@ class PredictPolicy:
         else:
             action.notes.append(model_error(EMPTY_CODE))
         return action
+
+
+def _measured(action: Action, meter: Meter) -> Action:
+    action.usage, action.model = meter.usage(), meter.model
+    return action
 
 
 def variable(info: ContextInfo, field: Any = None) -> REPLVariable:

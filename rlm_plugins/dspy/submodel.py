@@ -2,7 +2,8 @@
 
 Each sub-call goes through the LM's own `__call__` / `acall`, so it lands in `lm.history` and
 `dspy.inspect_history`, fires `on_lm_start`/`on_lm_end` callbacks, counts in `track_usage`, and is served from
-DSPy's cache when an identical request was made before.
+DSPy's cache when an identical request was made before. Its tokens and cost go to the engine's budget too, and a
+provider failure (rate limit, auth, timeout) becomes a `SubModelError` that says what to do.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import dspy
 
 from rlm_plugins.core.ports import Completion
 from rlm_plugins.dspy._context import applied, capture
+from rlm_plugins.dspy._usage import metered
 
 
 class LMSubModel:
@@ -46,14 +48,16 @@ class LMSubModel:
         return target
 
     def query(self, prompt: str) -> Completion:
-        with applied(self.overrides):
+        with metered(self.overrides, self.name, sub=True) as meter:
             lm = self._target()
-            return Completion(response_text(lm(prompt)), None, str(getattr(lm, "model", self.name)))
+            text = response_text(lm(prompt))
+        return Completion(text, meter.usage(), str(getattr(lm, "model", self.name)))
 
     async def aquery(self, prompt: str) -> Completion:
-        with applied(self.overrides):
+        with metered(self.overrides, self.name, sub=True) as meter:
             lm = self._target()
-            return Completion(response_text(await lm.acall(prompt)), None, str(getattr(lm, "model", self.name)))
+            text = response_text(await lm.acall(prompt))
+        return Completion(text, meter.usage(), str(getattr(lm, "model", self.name)))
 
 
 def response_text(response: Any) -> str:

@@ -5,18 +5,25 @@ a traced child run of the ChatRLM run and uses the inner model's own LLM cache k
 the call (no tracer on the ChatRLM run, no callbacks, cache or rate limiter on the inner model) it calls the
 model's `_generate`/`_agenerate` directly: the answer is the same, without LangChain's per-call bookkeeping
 (about 0.1 ms, which adds up over hundreds of `llm_query_batched` calls).
+
+A provider failure (rate limit, auth, timeout: the provider SDK's exceptions) leaves a root call as the matching
+`ModelError` subclass, so the engine keeps the partial result as for a litellm error, and a sub-call as a
+`SubModelError`, which the engine turns into an error string in that slot.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.globals import get_llm_cache
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, convert_to_messages
 
+from rlm_plugins.core.model_errors import as_model_error, as_sub_model_error, from_provider
 from rlm_plugins.core.ports import Completion, Usage
-from rlm_plugins.errors import ModelError
+from rlm_plugins.errors import ModelError, RLMError
 from rlm_plugins.langchain._callbacks import Binding
 
 
@@ -56,15 +63,29 @@ def observed(model: BaseChatModel, binding: Binding) -> bool:
 
 
 def call(model: BaseChatModel, messages: list[BaseMessage], binding: Binding, tag: str) -> BaseMessage:
-    if observed(model, binding):
-        return model.invoke(messages, binding.child_config(tag))
-    return model._generate(messages).generations[0].message
+    with provider_errors(model, tag):
+        if observed(model, binding):
+            return model.invoke(messages, binding.child_config(tag))
+        return model._generate(messages).generations[0].message
 
 
 async def acall(model: BaseChatModel, messages: list[BaseMessage], binding: Binding, tag: str) -> BaseMessage:
-    if observed(model, binding):
-        return await model.ainvoke(messages, binding.child_config(tag))
-    return (await model._agenerate(messages)).generations[0].message
+    with provider_errors(model, tag):
+        if observed(model, binding):
+            return await model.ainvoke(messages, binding.child_config(tag))
+        return (await model._agenerate(messages)).generations[0].message
+
+
+@contextlib.contextmanager
+def provider_errors(model: BaseChatModel, tag: str) -> Iterator[None]:
+    """A provider failure leaves as the `ModelError` family (root) or a `SubModelError` (sub); others unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, RLMError) or not from_provider(exc):
+            raise
+        label = model_label(model)
+        raise (as_sub_model_error(exc, label) if tag == "rlm:sub" else as_model_error(exc, label)) from exc
 
 
 class RootModel:

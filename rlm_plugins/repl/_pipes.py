@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import select
+import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 READ_SIZE = 1024 * 1024
+PIPE_SIZE = 1024 * 1024
+TAIL_BYTES = 4096
 
 
 class _Waker:
@@ -174,3 +178,62 @@ class Pipes:
             if not self._writer_active:
                 self._close_stdin()
         self._waker.wake()
+
+
+def own_pipes(proc: subprocess.Popen[bytes], on_stdout: Any, on_stderr: Any, on_exit: Any) -> Pipes:
+    """Take the process's pipes out of `proc` (widened) and hand them to `Pipes`, which alone closes them."""
+    fds = []
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        assert stream is not None
+        fds.append(os.dup(stream.fileno()))
+        stream.close()
+    proc.stdin = proc.stdout = proc.stderr = None
+    for fd in fds[:2]:
+        _widen(fd)
+    return Pipes(*fds, on_stdout=on_stdout, on_stderr=on_stderr, on_eof=on_exit)
+
+
+def _widen(fd: int) -> None:
+    """Grow a pipe's buffer (64 KiB by default) so large messages cross in fewer, bigger writes."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    except OSError:
+        pass
+
+
+class PipeChannel:
+    """A child process's pipes as a driver channel (`Pipes` underneath), plus the tail of its stderr.
+
+    Used by backends whose driver talks over a child's stdin/stdout (the docker engine CLI). When stdout ends by
+    itself, `on_exit(returncode)` is called.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], on_exit: Callable[[int], None], name: str) -> None:
+        self.proc = proc
+        self._on_exit = on_exit
+        self._name = name
+        self._tail = bytearray()
+        self._pipes: Pipes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._pipes is None:
+            raise OSError("sandbox is not running")
+        self._pipes.write(data)
+
+    def serve(self, sink: Any) -> None:
+        """Start reading stdout into `sink.feed` and stderr into the tail."""
+        self._pipes = own_pipes(self.proc, sink.feed, self._on_stderr, lambda: self._on_exit(self.proc.wait()))
+
+    def _on_stderr(self, chunk: bytes) -> None:
+        self._tail = (self._tail + chunk)[-TAIL_BYTES:]
+
+    def hint(self) -> str:
+        """The end of what the process wrote to stderr, for an error message ("" when it wrote nothing)."""
+        tail = bytes(self._tail).decode("utf-8", "replace").strip()
+        return f" (its last output: {tail[-500:]})" if tail else ""
+
+    def close(self) -> None:
+        if self._pipes is not None:
+            self._pipes.close()

@@ -21,8 +21,9 @@ Tool = Callable[..., Any] | Callable[..., Awaitable[Any]]
 """A host function user code can call by name; sync or async."""
 
 Format = Literal["text", "json", "bytes", "mmap"]
-IsolationLevel = Literal["bwrap", "namespace", "none", "vm"]
-"""How far sandboxed code is kept from the host: a bubblewrap jail, namespaces, nothing, or its own VM (E2B)."""
+IsolationLevel = Literal["bwrap", "namespace", "none", "vm", "container"]
+"""How far sandboxed code is kept from the host: a bubblewrap jail, namespaces, nothing, its own VM (E2B), or a
+container (Docker, Podman)."""
 
 SMALL_VALUE_BYTES = 64 * 1024
 """Values whose JSON is smaller than this travel inline (`set`); larger ones as a file (`load`)."""

@@ -13,6 +13,7 @@ BACKENDS: dict[str, str] = {
     "local": "rlm_plugins.repl.local:LocalSandbox",
     "inprocess": "rlm_plugins.repl.inprocess:InProcessSandbox",
     "e2b": "rlm_plugins.repl.e2b:E2BSandbox",
+    "docker": "rlm_plugins.repl.docker:DockerSandbox",
 }
 
 
@@ -27,7 +28,7 @@ def sandbox_class(kind: str) -> type[BaseSandbox]:
 
 
 def create_sandbox(kind: str = "local", **options: Any) -> BaseSandbox:
-    """A new, not yet started sandbox of `kind` ("local", "inprocess" or "e2b").
+    """A new, not yet started sandbox of `kind` ("local", "inprocess", "e2b" or "docker").
 
     Examples:
         >>> with create_sandbox("inprocess") as sb:

@@ -26,13 +26,12 @@ from rlm_plugins.errors import (
 from rlm_plugins.repl import isolation
 from rlm_plugins.repl._ascii import ascii_view
 from rlm_plugins.repl._client import DEFAULT_MAX_LINE_BYTES, DriverClient
-from rlm_plugins.repl._pipes import Pipes
+from rlm_plugins.repl._pipes import Pipes, own_pipes
 from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, plan_load
 from rlm_plugins.repl.isolation import Limits
 
 IsolationOption = Literal["auto", "require", "bwrap", "namespace", "none"]
 _CHUNK = 8 * 1024 * 1024
-_PIPE_SIZE = 1024 * 1024
 
 
 def _shm_dir() -> str | None:
@@ -139,7 +138,7 @@ class LocalSandbox(BaseSandbox):
             self._proc = self._launch(level)
             self.isolation = level
             self._client = DriverClient(self._write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
-            self._pipes = _own_pipes(self._proc, self._client.feed, self._on_stderr, self._on_exit)
+            self._pipes = own_pipes(self._proc, self._client.feed, self._on_stderr, self._on_exit)
             self._track()
             hello = {
                 "type": "hello",
@@ -337,29 +336,6 @@ class LocalSandbox(BaseSandbox):
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "_proc", None) is not None:
             self._kill()
-
-
-def _own_pipes(proc: subprocess.Popen[bytes], on_stdout: Any, on_stderr: Any, on_exit: Any) -> Pipes:
-    """Take the process's pipes out of `proc` (widened) and hand them to `Pipes`, which alone closes them."""
-    fds = []
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        assert stream is not None
-        fds.append(os.dup(stream.fileno()))
-        stream.close()
-    proc.stdin = proc.stdout = proc.stderr = None
-    for fd in fds[:2]:
-        _widen(fd)
-    return Pipes(*fds, on_stdout=on_stdout, on_stderr=on_stderr, on_eof=on_exit)
-
-
-def _widen(fd: int) -> None:
-    """Grow a pipe's buffer (64 KiB by default) so large messages cross in fewer, bigger writes."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
-    except OSError:
-        pass
 
 
 def _reserve(fd: int, value: Any) -> None:

@@ -2,7 +2,7 @@
 
 litellm is imported when a model is built, not when this module is, so `rlm_plugins.standalone` imports without it.
 Every litellm failure becomes a `ModelError` (a `SubModelError` from `LiteLLMSubModel`) whose one-line message says
-what to change; the original exception stays attached as `__cause__`.
+what to change; the original exception stays on its `cause` attribute (it is not chained).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 from types import ModuleType
 from typing import Any
 
+from rlm_plugins.core.model_errors import causes, class_names
 from rlm_plugins.core.ports import Completion, Usage
 from rlm_plugins.errors import ConfigurationError, ModelError, SubModelError
 
@@ -27,7 +28,7 @@ def _import_litellm() -> ModuleType:
         import litellm
     except ImportError as exc:
         msg = f"LiteLLM models need litellm, which is not installed: {_INSTALL_HINT}"
-        raise ConfigurationError(msg) from exc
+        raise ConfigurationError(msg).with_cause(exc) from None
     if not getattr(litellm, "_rlm_plugins_configured", False):
         litellm.suppress_debug_info = True
         litellm._rlm_plugins_configured = True
@@ -80,7 +81,7 @@ class LiteLLMChat:
         try:
             response = self._litellm.completion(**request)
         except Exception as exc:
-            raise ModelError(_describe(exc, self, request.get("timeout"))) from exc
+            raise ModelError(_describe(exc, self, request.get("timeout"))).with_cause(exc) from None
         return self._completion(response)
 
     async def acall(self, messages: Messages | str, **kwargs: Any) -> Completion:
@@ -89,7 +90,7 @@ class LiteLLMChat:
         try:
             response = await self._litellm.acompletion(**request)
         except Exception as exc:
-            raise ModelError(_describe(exc, self, request.get("timeout"))) from exc
+            raise ModelError(_describe(exc, self, request.get("timeout"))).with_cause(exc) from None
         return self._completion(response)
 
     def _request(self, messages: Messages | str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -168,28 +169,18 @@ class LiteLLMSubModel:
         try:
             return self.chat(_as_messages(prompt))
         except ModelError as exc:
-            raise SubModelError(str(exc)) from exc.__cause__
+            raise SubModelError(str(exc)).with_cause(exc.cause) from None
 
     async def aquery(self, prompt: str) -> Completion:
         """Async twin of `query`."""
         try:
             return await self.chat.acall(_as_messages(prompt))
         except ModelError as exc:
-            raise SubModelError(str(exc)) from exc.__cause__
+            raise SubModelError(str(exc)).with_cause(exc.cause) from None
 
 
 def _as_messages(prompt: str) -> Messages:
     return [{"role": "user", "content": prompt}]
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and its causes, outermost first (bounded, cycle-safe)."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain and len(chain) < 12:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
 
 
 def _detail(exc: BaseException) -> str:
@@ -212,8 +203,7 @@ def _key_hint(chat: LiteLLMChat) -> str:
 
 def _describe(exc: Exception, chat: LiteLLMChat, timeout: float | None) -> str:
     """One line naming what failed and what to change, from a litellm (or openai / httpx) exception."""
-    chain = _chain(exc)
-    names = {cls.__name__ for error in chain for cls in type(error).__mro__}
+    chain, names = causes(exc), class_names(exc)
     text = " ".join(str(error) for error in chain).lower()
     model, detail = chat.model, _detail(exc)
     if names & {"Timeout", "APITimeoutError", "TimeoutException", "TimeoutError"}:

@@ -29,7 +29,7 @@ _BACKEND_PREFIX = {
     "azure_openai": "azure",
     "gemini": "gemini",
 }
-_ENVIRONMENTS = {"local": "local", "inprocess": "inprocess", "ipython": "inprocess", "e2b": "e2b"}
+_ENVIRONMENTS = {"local": "local", "inprocess": "inprocess", "ipython": "inprocess", "e2b": "e2b", "docker": "docker"}
 _IGNORED_OFFICIAL = ("compaction", "compaction_threshold_pct", "orchestrator", "user_prologue", "depth")
 
 

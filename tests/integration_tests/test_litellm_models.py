@@ -179,7 +179,7 @@ def test_chat_maps_errors(scripted_openai, reply, cause, hint):
     server = scripted_openai([reply])
     with pytest.raises(ModelError, match=hint) as info:
         _chat(server, timeout=0.5)("hi")
-    assert isinstance(info.value.__cause__, cause)
+    assert isinstance(info.value.cause, cause)
     assert "\n" not in str(info.value)
     assert str(info.value).startswith(f"{MODEL}: ")
 
@@ -189,7 +189,7 @@ async def test_chat_maps_errors_async(scripted_openai, reply, cause, hint):
     server = scripted_openai([reply])
     with pytest.raises(ModelError, match=hint) as info:
         await _chat(server, timeout=0.5).acall("hi")
-    assert isinstance(info.value.__cause__, cause)
+    assert isinstance(info.value.cause, cause)
     assert "\n" not in str(info.value)
 
 
@@ -200,7 +200,8 @@ def test_chat_unreachable_endpoint():
         chat("hi")
     assert api_base in str(info.value)
     assert "refused" in str(info.value).lower()
-    assert info.value.__cause__ is not None
+    assert info.value.cause is not None
+    assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 async def test_chat_unreachable_endpoint_async():
@@ -220,14 +221,14 @@ def test_submodel_error_is_a_submodel_error(scripted_openai):
     server = scripted_openai([{"status": 401, "message": "Incorrect API key provided"}])
     with pytest.raises(SubModelError, match="api_key=") as info:
         LiteLLMSubModel(_chat(server)).query("hi")
-    assert isinstance(info.value.__cause__, litellm.AuthenticationError)
+    assert isinstance(info.value.cause, litellm.AuthenticationError)
 
 
 async def test_submodel_error_is_a_submodel_error_async(scripted_openai):
     server = scripted_openai([{"status": 429, "message": "Rate limit reached"}])
     with pytest.raises(SubModelError, match="retry later") as info:
         await LiteLLMSubModel(_chat(server)).aquery("hi")
-    assert isinstance(info.value.__cause__, litellm.RateLimitError)
+    assert isinstance(info.value.cause, litellm.RateLimitError)
 
 
 def test_missing_litellm_names_the_extra(monkeypatch):

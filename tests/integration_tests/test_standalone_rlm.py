@@ -11,7 +11,6 @@ import re
 import pytest
 
 from rlm_plugins import RLM, RLMLogger
-from rlm_plugins.cli import main
 from rlm_plugins.errors import ConfigurationError, ModelError
 from tests.fixtures_openai import standalone_rlm
 
@@ -137,75 +136,6 @@ def test_unreachable_root_model_is_a_model_error():
     with pytest.raises(ModelError) as info:
         rlm.completion("ctx", root_prompt="q")
     assert info.value.partial is not None
-
-
-def test_cli_run_prints_the_answer(server, tmp_path, capsys):
-    path = tmp_path / "hay.txt"
-    path.write_text(haystack())
-    code = main(
-        [
-            "run",
-            "--context",
-            str(path),
-            "--query",
-            "magic number?",
-            "--model",
-            "openai/root-model",
-            "--sub-model",
-            "openai/sub-model",
-            "--api-base",
-            server.base_url,
-            "--log-dir",
-            str(tmp_path / "logs"),
-        ]
-    )
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    assert out.strip() == "4242"
-    assert list((tmp_path / "logs").glob("*.jsonl"))
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["run", "--query", "q", "--model", "m"], "required"),
-        (
-            [
-                "run",
-                "--context",
-                "/nonexistent/file",
-                "--query",
-                "q",
-                "--model",
-                "openai/x",
-                "--api-base",
-                "http://127.0.0.1:9/v1",
-            ],
-            "not a readable file",
-        ),
-        (["run", "--context", "-", "--query", "q", "--model", "openai/gpt-4o-mini"], "OPENAI_API_KEY"),
-        (
-            ["run", "--context", "-", "--query", "q", "--model", "openai/x", "--api-base", "http://127.0.0.1:9/v1"],
-            "error",
-        ),
-    ],
-)
-def test_cli_errors_are_one_line_and_exit_2(argv, message, capsys, monkeypatch):
-    import io
-
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setattr("sys.stdin", io.StringIO("some context"))
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err
-    assert "Traceback" not in err
-
-
-def test_cli_demo_runs_offline_and_says_so(capsys):
-    assert main(["demo", "--lines", "50000"]) == 0
-    out, err = capsys.readouterr()
-    assert "correct" in out
-    assert "OFFLINE" in err and "not model quality" in err
 
 
 def _unused_port():

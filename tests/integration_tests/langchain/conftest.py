@@ -10,6 +10,9 @@ import pytest
 from pytest_socket import disable_socket, enable_socket
 
 from tests.fixtures_vcr import CASSETTES
+from tests.unit_tests.langchain.conftest import invoke_both
+
+__all__ = ["invoke_both"]
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,8 @@ def root(messages):
         never.wait()
     if "no more code will run" in messages[-1]["content"]:
         return "gave up"
+    if mode == "batch":
+        return "```repl\\nprint(llm_query_batched(['a', 'b', 'c']))\\n```"
     return "```repl\\nprint(llm_query('hello'))\\n```"
 
 
@@ -45,7 +47,7 @@ engine = Engine(
     limits=Limits(max_time=2, max_iterations=3),
     exec_timeout=30,
 )
-if mode == "sync":
+if mode in ("sync", "batch"):
     result = engine.run("q", "context")
     print("returned", result.finish_reason, flush=True)
 elif mode == "async":
@@ -65,7 +67,7 @@ EXIT_WITHIN = 60.0
 
 
 @pytest.mark.parametrize("kind", ["local", "inprocess"])
-@pytest.mark.parametrize("mode", ["sync", "async", "root-hangs"])
+@pytest.mark.parametrize("mode", ["sync", "batch", "async", "root-hangs"])
 def test_the_host_exits_though_a_call_hangs(mode: str, kind: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:

@@ -148,7 +148,7 @@ def test_session_cancel_ends_the_turn_and_keeps_the_repl() -> None:
 
 @pytest.mark.skipif(not isolation.available("bwrap"), reason="bubblewrap is not available here")
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # the kill lands asynchronously, so a quick second turn sometimes runs before it
     reason="bwrap --die-with-parent (PR_SET_PDEATHSIG) kills a local sandbox when the thread that started it exits",
 )
 def test_session_turns_may_run_on_different_threads() -> None:

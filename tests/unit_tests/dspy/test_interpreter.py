@@ -38,7 +38,7 @@ def test_factory_is_a_zero_argument_callable_with_instructions():
     assert made.timeout == 5
     assert made.sandbox is None, "a new interpreter allocates nothing before start()"
     with pytest.raises(ConfigurationError, match="unknown sandbox kind"):
-        interpreter_factory("docker")
+        interpreter_factory("lxc")
 
 
 def test_start_is_idempotent_and_state_persists(interp):

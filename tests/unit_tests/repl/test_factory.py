@@ -11,9 +11,9 @@ from rlm_plugins.repl.factory import BACKENDS
 
 def test_unknown_kind_lists_the_kinds() -> None:
     with pytest.raises(ConfigurationError) as info:
-        create_sandbox("docker")
+        create_sandbox("lxc")
     message = str(info.value)
-    assert message.startswith("unknown sandbox kind 'docker'; use one of: ")
+    assert message.startswith("unknown sandbox kind 'lxc'; use one of: ")
     assert message.endswith(", ".join(sorted(BACKENDS)))
     assert {"local", "inprocess", "e2b"} <= set(BACKENDS)
     assert isinstance(info.value, ValueError)

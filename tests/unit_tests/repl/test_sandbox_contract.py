@@ -2,9 +2,11 @@
 
 `SandboxContract` holds the tests. One subclass per backend supplies its sandboxes through the `new_sandbox` and
 `isolation` fixtures: the local sandbox at every isolation level this machine offers (the `level` fixture; levels
-that do not work here are skipped with the reason), the in-process sandbox, and the e2b sandbox over the fake envd
-(`make_e2b`, which also checks that no process is left). `OutOfProcessContract` adds what only a sandbox in another
-process can promise: `os._exit` in the in-process sandbox would end the test run itself.
+that do not work here are skipped with the reason), the in-process sandbox, the e2b sandbox over the fake envd
+(`make_e2b`, which also checks that no process is left), and the docker sandbox on a scratch image, on Docker
+(`make_docker`, which also checks that no container is left) and on rootful Podman. `OutOfProcessContract` adds
+what only a sandbox in another process can promise: `os._exit` in the in-process sandbox would end the test run
+itself.
 
 Each behaviour is tested through `execute` and, in its twin, through `aexecute`. What one backend alone does
 (isolation, process lifecycle and reaping, in-process threads, e2b streams and uploads) is tested in its own file.
@@ -319,3 +321,27 @@ class TestE2BSandbox(SandboxContract, OutOfProcessContract):
     @pytest.fixture
     def isolation(self) -> str:
         return "vm"
+
+
+class TestDockerSandbox(SandboxContract, OutOfProcessContract):
+    kind = "docker"
+
+    @pytest.fixture
+    def new_sandbox(self, make_docker) -> Callable[..., BaseSandbox]:
+        return make_docker
+
+    @pytest.fixture
+    def isolation(self) -> str:
+        return "container"
+
+
+class TestPodmanSandbox(SandboxContract, OutOfProcessContract):
+    kind = "docker"
+
+    @pytest.fixture
+    def new_sandbox(self, podman_options) -> Iterator[Callable[..., BaseSandbox]]:
+        yield from _closing("docker", **podman_options)
+
+    @pytest.fixture
+    def isolation(self) -> str:
+        return "container"
