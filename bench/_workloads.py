@@ -103,15 +103,18 @@ def official_rlm(replies: list[str], **options: Any) -> Any:
     )
 
 
-def w2_setup(description: str = "") -> tuple[int, str]:
-    """Parse --runs / --quick and build the context: (runs, context)."""
+def w2_setup(description: str = "", http: bool = False) -> Any:
+    """Parse --runs / --quick (and --http when `http`) and build the context: (runs, context[, http])."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="10 MB context, 2 runs (a smoke run)")
+    if http:
+        parser.add_argument("--http", action="store_true", help="models behind a loopback OpenAI-compatible server")
     args = parser.parse_args()
-    return (2 if args.quick else args.runs), make_context(10 * MB if args.quick else 100 * MB)
+    runs, context = (2 if args.quick else args.runs), make_context(10 * MB if args.quick else 100 * MB)
+    return (runs, context, args.http) if http else (runs, context)
 
 
 def median_time(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:

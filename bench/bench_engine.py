@@ -1,5 +1,7 @@
 """The engine side by side with its peers, in one process: `python bench/bench_engine.py [--runs 5] [--quick]`.
 
+With `--http`, every engine talks to one loopback OpenAI-compatible server instead (see `_http_bench.py`).
+
 - ours: `rlm_plugins` Engine + ChatPolicy (scripted replies) + the `local` sandbox (best isolation here).
 - dspy.RLM with its LocalInterpreter, DummyLM as root and sub-model.
 - the official `rlms` package (`pip install rlms`), local environment, scripted BaseLM clients.
@@ -94,7 +96,12 @@ def w3(concurrency: int = 32, calls: int = 1000, latency: float = 0.1) -> dict[s
 
 
 def main() -> None:
-    runs, context = w2_setup(__doc__.splitlines()[0])
+    runs, context, http = w2_setup(__doc__.splitlines()[0], http=True)
+    if http:
+        from _http_bench import main as http_main
+
+        http_main(runs, context)
+        return
     size = len(context)
     from rlm_plugins.repl.isolation import best_level
 

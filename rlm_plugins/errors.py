@@ -16,6 +16,8 @@
     │   ├── ModelRateLimitError   the provider rate-limited the call
     │   ├── ModelAuthenticationError  the provider refused the key
     │   └── ModelTimeoutError     the provider did not answer in time
+    ├── McpToolError              an MCP server's tool failed or its server is gone (raised in the REPL code)
+    ├── WorkspaceError            (also ValueError) the MCP gateway refused a path, handle, pattern or budget
     ├── RunCancelledError         the run was cancelled before its sandbox started (the run then ends "cancelled")
     └── SessionError
         ├── SessionExpiredError   (also LookupError) the session or paused run is gone: idle, expired, closed
@@ -108,6 +110,14 @@ class ModelTimeoutError(ModelError, TimeoutError):
     """A model call got no answer in time: retry, or raise the model client's timeout."""
 
 
+class McpToolError(RLMError):
+    """A tool of an MCP server failed, or its server could not be started or reached; the message names it."""
+
+
+class WorkspaceError(RLMError, ValueError):
+    """The MCP gateway refused a request (a path outside the workspace, an unknown handle, a bad pattern)."""
+
+
 class RunCancelledError(RLMError):
     """The run was cancelled before its sandbox started."""
 
@@ -127,6 +137,7 @@ class SessionBusyError(SessionError):
 __all__ = [
     "ConfigurationError",
     "IsolationUnavailableError",
+    "McpToolError",
     "ModelAuthenticationError",
     "ModelError",
     "ModelRateLimitError",
@@ -145,4 +156,5 @@ __all__ = [
     "SessionError",
     "SessionExpiredError",
     "SubModelError",
+    "WorkspaceError",
 ]

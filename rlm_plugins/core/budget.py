@@ -89,4 +89,4 @@ class Budget:
 
     def usage_snapshot(self) -> dict[str, Usage]:
         with self._lock:
-            return {name: Usage(u.calls, u.input_tokens, u.output_tokens, u.cost) for name, u in self.usage.items()}
+            return {name: usage.copy() for name, usage in self.usage.items()}

@@ -1,8 +1,10 @@
 """`ChatPolicy`: the root model as any chat-completion callable over OpenAI-format messages.
 
 The messages carry the system prompt, the history of previous turns (each reply cut after its last code block,
-then the real REPL output) and the current turn's prompt. The long input never enters them: the model reads
-only what `describe_value` says about it. When the history grows past a budget, older turns are compacted.
+then the real REPL output and the prompt of the turn that followed) and the current turn's prompt, last. The long
+input never enters them: the model reads only what `describe_value` says about it. Each request repeats the
+previous one as its prefix, so provider prompt caches serve it; when the history grows past its budget, the
+oldest turns are compacted in one go and the usage of that request counts the compaction.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ COMPACTED_HEADER = (
     "Earlier turns, compacted to save space (their full output is gone, but the variables they made are still "
     "in the REPL; SHOW_VARS() lists them):"
 )
+CHARS_PER_TOKEN = 4
+"""The rough size of a token, for budgets given in tokens (no tokenizer is needed in the core)."""
 _SUMMARY_CODE_LINES = 3
 _SUMMARY_CODE_CHARS = 160
 _SUMMARY_OUTPUT_CHARS = 200
@@ -34,6 +38,11 @@ _SUMMARY_OUTPUT_CHARS = 200
 
 class ChatPolicy:
     """The root model behind any chat-completion function: it builds the messages and parses the reply.
+
+    Every request is the previous one plus appended messages (each turn's prompt, with its turn counter, stays at
+    the end of the message that carried it), so providers serve all but the new turn from their prompt cache.
+    When the history outgrows its budget, the oldest turns are compacted into short summary lines, down to half
+    the budget at once, so the prefix stays stable again until the next compaction.
 
     Args:
         complete: called with a list of `{"role", "content"}` dicts; returns the reply text or a `Completion`.
@@ -43,6 +52,7 @@ class ChatPolicy:
         keep_recent_steps: how many of the latest turns stay in full when the history is compacted.
         system_role: the role of the instructions message: "system", "developer", or "user" for chat templates
             without a system role (the instructions then open the first user message).
+        max_history_tokens: the same budget in tokens (about 4 characters each); overrides `max_history_chars`.
 
     Examples:
         >>> from rlm_plugins.core.ports import RunState
@@ -61,11 +71,16 @@ class ChatPolicy:
         max_history_chars: int = 40_000,
         keep_recent_steps: int = 4,
         system_role: str = "system",
+        max_history_tokens: int | None = None,
     ) -> None:
         if not callable(complete):
             raise ConfigurationError("complete must be a function taking a list of message dicts; got a non-callable")
         if acomplete is not None and not callable(acomplete):
             raise ConfigurationError("acomplete must be an async function taking a list of message dicts, or None")
+        if max_history_tokens is not None:
+            if max_history_tokens < 250:
+                raise ConfigurationError(f"max_history_tokens={max_history_tokens} is too small; pass 250 or more")
+            max_history_chars = max_history_tokens * CHARS_PER_TOKEN
         if max_history_chars < 1_000:
             raise ConfigurationError(f"max_history_chars={max_history_chars} is too small; pass 1000 or more")
         if keep_recent_steps < 0:
@@ -81,31 +96,31 @@ class ChatPolicy:
 
     def build_messages(self, state: RunState) -> list[Message]:
         """The request for the current turn: system prompt, history, and this turn's prompt."""
-        return self._messages(state, user_prompt(state))
+        return self._messages(state, user_prompt(state))[0]
 
     def act(self, state: RunState) -> Action:
         """Ask the model for its next action."""
-        messages = self.build_messages(state)
-        return self._action(self.complete(messages), messages)
+        messages, compacted = self._messages(state, user_prompt(state))
+        return self._action(self.complete(messages), messages, compacted)
 
     async def aact(self, state: RunState) -> Action:
         """The async twin of `act`; it never blocks the event loop."""
-        messages = self.build_messages(state)
-        return self._action(await self._acall(messages), messages)
+        messages, compacted = self._messages(state, user_prompt(state))
+        return self._action(await self._acall(messages), messages, compacted)
 
     def extract(self, state: RunState) -> Completion:
         """Ask for a final answer from the history alone, once the budget is gone; a reply that is only code is
         asked for once more, and what comes back is always text, never a code fence."""
-        messages = self._messages(state, extract_prompt(state))
-        first = self._completion(self.complete(messages))
+        messages, compacted = self._messages(state, extract_prompt(state))
+        first = self._completion(self.complete(messages), compacted)
         if not is_code_only(first.text):
             return _answer(first)
         return _answer(first, self._completion(self.complete(_retry(messages, first.text))))
 
     async def aextract(self, state: RunState) -> Completion:
         """The async twin of `extract`."""
-        messages = self._messages(state, extract_prompt(state))
-        first = self._completion(await self._acall(messages))
+        messages, compacted = self._messages(state, extract_prompt(state))
+        first = self._completion(await self._acall(messages), compacted)
         if not is_code_only(first.text):
             return _answer(first)
         return _answer(first, self._completion(await self._acall(_retry(messages, first.text))))
@@ -115,14 +130,18 @@ class ChatPolicy:
             return await in_thread(self.complete, messages)  # a daemon: a hung call cannot hold the host
         return await self.acomplete(messages)
 
-    def _completion(self, reply: Completion | str | None) -> Completion:
+    def _completion(self, reply: Completion | str | None, compacted: bool = False) -> Completion:
         completion = as_completion(reply, self.model)
         if completion.model is None and self.model is not None:
             completion = dataclasses.replace(completion, model=self.model)
+        if compacted:
+            usage = completion.usage.copy() if completion.usage is not None else Usage(calls=1)
+            usage.compactions += 1
+            completion = dataclasses.replace(completion, usage=usage)
         return completion
 
-    def _action(self, reply: Completion | str | None, messages: list[Message]) -> Action:
-        completion = self._completion(reply)
+    def _action(self, reply: Completion | str | None, messages: list[Message], compacted: bool) -> Action:
+        completion = self._completion(reply, compacted)
         parsed = parse_reply(completion.text, instructions=messages[0]["content"])
         return Action(
             reasoning=parsed.reasoning,
@@ -136,32 +155,58 @@ class ChatPolicy:
             prompt=messages,
         )
 
-    def _messages(self, state: RunState, prompt: str) -> list[Message]:
-        """System prompt, then alternating user/assistant turns; `prompt` closes the last user message."""
+    def _messages(self, state: RunState, prompt: str) -> tuple[list[Message], bool]:
+        """System prompt, then alternating user/assistant turns; `prompt` closes the last user message.
+
+        Returns the messages and whether this request compacted turns that the previous one still held in full.
+        """
         messages = [_message(self.system_role, system_prompt(state))]
         history = state.history
         if not history:
-            return _roles([*messages, _message("user", prompt)])
+            return _roles([*messages, _message("user", prompt)]), False
         opening = user_prompt(dataclasses.replace(state, history=[], iteration=history[0].iteration))
         turns = [(_reply_text(step), _results_text(step, state.max_output_chars)) for step in history]
-        summary, turns = self._fit(history, turns)
+        for index in range(len(turns) - 1):
+            asked = dataclasses.replace(state, history=history[: index + 1], iteration=history[index + 1].iteration)
+            reply, results = turns[index]
+            turns[index] = (reply, f"{results}\n\n{user_prompt(asked)}")
+        summary_room = self.max_history_chars // (4 if self.keep_recent_steps else 2)
+        sizes = [len(reply) + len(results) for reply, results in turns]
+        sizes[-1] += len(prompt) + 2  # as the next request will count this turn, so both agree on the split
+        split, compacted = _split(sizes, self.keep_recent_steps, self.max_history_chars - summary_room)
+        summary = _compact(history[:split], summary_room)
+        recent = [text for pair in turns[split:] for text in pair]
+        room = self.max_history_chars - len(summary)
+        if sum(map(len, recent)) > room:
+            recent = [
+                clip(text, cap) for text, cap in zip(recent, _fair_caps([len(t) for t in recent], room), strict=True)
+            ]
         messages.append(_message("user", f"{opening}\n\n{summary}" if summary else opening))
-        for reply, results in turns:
+        for reply, results in zip(recent[::2], recent[1::2], strict=True):
             messages += [_message("assistant", reply), _message("user", results)]
         messages[-1]["content"] += "\n\n" + prompt
-        return _roles(messages)
+        return _roles(messages), compacted
 
-    def _fit(self, history: list[Step], turns: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
-        """Keep the history within `max_history_chars`: compact older turns, then clip the recent ones."""
-        budget = self.max_history_chars
-        if sum(len(reply) + len(results) for reply, results in turns) <= budget:
-            return "", turns
-        split = max(len(turns) - self.keep_recent_steps, 0)
-        recent = [text for pair in turns[split:] for text in pair]
-        summary = _compact(history[:split], max(budget // 4, budget - sum(map(len, recent))))
-        caps = _fair_caps([len(text) for text in recent], budget - len(summary))
-        texts = [clip(text, cap) for text, cap in zip(recent, caps, strict=True)]
-        return summary, list(zip(texts[::2], texts[1::2], strict=True))
+
+def _split(sizes: list[int], keep: int, limit: int) -> tuple[int, bool]:
+    """How many of the oldest turns to compact, and whether the newest turn moved that boundary.
+
+    Turns stay in full while they fit in `limit` characters (the budget minus the summary's room); past that, the
+    oldest ones are compacted until the rest fits in half of it, keeping the `keep` latest in full. The boundary
+    only moves at such a compaction, so the requests in between extend each other.
+    """
+    split, total, moved_at = 0, 0, -1
+    for count, size in enumerate(sizes, 1):
+        total += size
+        if total <= limit:
+            continue
+        before = split
+        while split < count - keep and total > limit // 2:
+            total -= sizes[split]
+            split += 1
+        if split != before:
+            moved_at = count
+    return split, moved_at == len(sizes)
 
 
 def _message(role: str, content: str) -> Message:

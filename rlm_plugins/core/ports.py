@@ -6,6 +6,7 @@ protocols; nothing here imports a framework.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -14,19 +15,34 @@ from rlm_plugins.repl.base import ExecResult
 
 @dataclass
 class Usage:
-    """Tokens and cost of model calls, summed; cost is None while no provider has reported one."""
+    """Tokens and cost of model calls, summed; cost is None while no provider has reported one.
+
+    `input_tokens` counts every prompt token, `cached_input_tokens` the part a provider served from its prompt
+    cache; `memo_hits` counts sub-calls answered from the memo without a model call (they add no calls), and
+    `compactions` the root requests whose history had to be compacted anew to stay under its budget.
+    """
 
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float | None = None
+    cached_input_tokens: int = 0
+    memo_hits: int = 0
+    compactions: int = 0
 
     def add(self, other: Usage) -> None:
         self.calls += other.calls
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.memo_hits += other.memo_hits
+        self.compactions += other.compactions
         if other.cost is not None:
             self.cost = (self.cost or 0.0) + other.cost
+
+    def copy(self) -> Usage:
+        """An independent copy."""
+        return dataclasses.replace(self)
 
     @property
     def total_tokens(self) -> int:
@@ -39,6 +55,9 @@ class Usage:
             "output_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
             "cost": self.cost,
+            "cached_input_tokens": self.cached_input_tokens,
+            "memo_hits": self.memo_hits,
+            "compactions": self.compactions,
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlm_plugins.core.cost import CostReport
 from rlm_plugins.core.ports import Step, Usage
 
 FINISH_REASONS = (
@@ -57,6 +58,11 @@ class RLMResult:
         for usage in self.usage.values():
             total.add(usage)
         return total
+
+    @property
+    def cost_report(self) -> CostReport:
+        """Per model: calls, input / cached / output tokens and USD where priced, summed over the run tree."""
+        return CostReport.from_usage(self.usage)
 
     @property
     def usage_summary(self) -> UsageSummary:

@@ -71,6 +71,8 @@ class RLM(dspy.Module):
         max_concurrency: concurrent sub-calls in one `llm_query_batched`.
         exec_timeout: seconds one code block may run.
         observers: callables receiving the engine's events of every call.
+        mcp_servers: MCP servers (URLs, command lines or `{"command", "args"}` dicts) whose tools become REPL
+            functions, like `tools`; their connections are shared by copies of the program.
 
     Raises:
         ReservedNameError: a tool, input or output name is invalid or collides with a built-in name.
@@ -111,6 +113,7 @@ class RLM(dspy.Module):
         max_concurrency: int = 16,
         exec_timeout: float = 300.0,
         observers: list[Observer] | None = None,
+        mcp_servers: list[str | dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.signature = ensure_signature(signature)
@@ -134,6 +137,12 @@ class RLM(dspy.Module):
         self._interpreter_factory = interpreter_factory
         self._sandbox_factory = sandbox_factory(sandbox, **(sandbox_options or {})) if sandbox is not None else None
         self._sandbox_options = dict(sandbox_options or {})
+        self._mcp = None
+        if mcp_servers:
+            from rlm_plugins.mcp.tools import McpToolset
+
+            self._mcp = McpToolset(mcp_servers)
+            tools = [*(tools or []), *self._mcp.tools().values()]
         self._user_tools = normalize_tools(tools)
         validate_namespace(self.signature, self._user_tools)
         action, extract, child_action, child_extract = build_signatures(

@@ -1,9 +1,13 @@
-"""`RLM`: the standalone Recursive Language Model over litellm, with the official `rlms` package's call shape."""
+"""`RLM`: the standalone Recursive Language Model (models over the openai, anthropic or litellm transport), with the
+official `rlms` package's call shape."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from rlm_plugins.core.budget import Limits
@@ -12,12 +16,14 @@ from rlm_plugins.core.console import ConsoleProgress
 from rlm_plugins.core.engine import Engine
 from rlm_plugins.core.events import Observer
 from rlm_plugins.core.logger import RLMLogger
+from rlm_plugins.core.memo import MemoSubModel
 from rlm_plugins.core.ports import Policy, SubModel
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.session import DEFAULT_QUERY, Session
 from rlm_plugins.errors import ConfigurationError
+from rlm_plugins.models.chat import ChatModel, ChatSubModel
+from rlm_plugins.models.pricing import context_window
 from rlm_plugins.repl.factory import sandbox_factory
-from rlm_plugins.standalone.models import LiteLLMChat, LiteLLMSubModel
 
 _BACKEND_PREFIX = {
     "openai": "openai",
@@ -29,6 +35,7 @@ _BACKEND_PREFIX = {
     "azure_openai": "azure",
     "gemini": "gemini",
 }
+MAX_DEFAULT_HISTORY_TOKENS = 32_000
 _ENVIRONMENTS = {"local": "local", "inprocess": "inprocess", "ipython": "inprocess", "e2b": "e2b", "docker": "docker"}
 _IGNORED_OFFICIAL = ("compaction", "compaction_threshold_pct", "orchestrator", "user_prologue", "depth")
 
@@ -53,8 +60,10 @@ def _backend_model(backend: str, kwargs: Mapping[str, Any]) -> tuple[str, dict[s
 class RLM:
     """A Recursive Language Model: the prompt lives in a sandboxed REPL, the root model explores it with code.
 
-    Models are litellm strings ("openai/gpt-5-mini", "anthropic/claude-...", "openrouter/...", any
-    OpenAI-compatible server with `api_base=`). The official package's `backend`, `backend_kwargs`,
+    Models are "provider/name" strings ("openai/gpt-5-mini", "anthropic/claude-...", "openrouter/...", any
+    OpenAI-compatible server with `api_base=`), each called through its fastest transport (`ChatModel`: the
+    openai or anthropic SDK, else litellm); `model_kwargs` / `sub_model_kwargs` take `ChatModel` options too
+    (max_retries, max_concurrency, rpm, tpm, transport, ...). The official package's `backend`, `backend_kwargs`,
     `environment` and `environment_kwargs` are accepted too, so code written for `rlms` runs unchanged.
 
     Args:
@@ -69,7 +78,14 @@ class RLM:
         max_cost: dollars for the whole run tree, where litellm knows the prices.
         api_base: endpoint for both models; `model_kwargs` / `sub_model_kwargs` override per model.
         api_key: key for both models.
+        memo: answer identical sub-prompts to the same sub-model once per run tree (a duplicate in flight waits
+            for the first); pass False when repeated sampling of one prompt is the point.
+        cache: a directory where sub-call answers persist across runs and processes (implies `memo`).
+        max_history_tokens: the root prompt's history budget; by default half the root model's context window
+            where litellm's price table knows it (at most 32,000 tokens), else about 10,000 tokens.
         tools: host functions the REPL code may call by name.
+        mcp_servers: MCP servers (URLs, command lines or `{"command", "args"}` dicts) whose tools become REPL
+            functions; they are started here and stopped by `close()`.
         logger: an `RLMLogger`; its JSONL files open in the official trajectory visualizer.
         verbose: print live progress to stderr.
         persistent: keep one REPL across `completion` calls (a `Session`): turn n's prompt is `context_<n>`
@@ -100,6 +116,9 @@ class RLM:
         max_output_chars: int = 10_000,
         max_concurrency: int = 16,
         exec_timeout: float = 300.0,
+        memo: bool = True,
+        cache: str | os.PathLike[str] | None = None,
+        max_history_tokens: int | None = None,
         api_base: str | None = None,
         api_key: str | None = None,
         model_kwargs: Mapping[str, Any] | None = None,
@@ -123,6 +142,7 @@ class RLM:
         max_timeout: float | None = None,
         custom_tools: Mapping[str, Callable[..., Any]] | None = None,
         max_concurrent_subcalls: int | None = None,
+        mcp_servers: Sequence[str | Mapping[str, Any]] | None = None,
         **official: Any,
     ) -> None:
         unknown = sorted(set(official) - set(_IGNORED_OFFICIAL))
@@ -148,16 +168,19 @@ class RLM:
         if policy is None:
             if not model:
                 raise ConfigurationError("pass model='provider/model' (e.g. 'openai/gpt-5-mini') or a policy")
-            chat = LiteLLMChat(model, **root_kwargs)
-            policy = ChatPolicy(chat, chat.acall, model=model)
+            chat = ChatModel(model, **root_kwargs)
+            policy = ChatPolicy(
+                chat, chat.acall, model=model, max_history_tokens=_history_budget(model, max_history_tokens)
+            )
             self.model = model
         else:
             self.model = str(getattr(policy, "model", None) or model or "root")
         if sub_model is None:
             sub_model = model or self.model
         if isinstance(sub_model, str):
-            sub_model = LiteLLMSubModel(LiteLLMChat(sub_model, **{**root_kwargs, **sub_kwargs}))
+            sub_model = ChatSubModel(ChatModel(sub_model, **{**root_kwargs, **sub_kwargs}))
         self.sub_model = sub_model
+        self.memo = MemoSubModel(sub_model, directory=cache) if memo or cache is not None else None
         self.logger = logger
         observers = list(observers or [])
         if logger is not None:
@@ -172,6 +195,12 @@ class RLM:
             observers.append(logger)
         if verbose:
             observers.append(ConsoleProgress())
+        self._mcp = None
+        if mcp_servers:
+            from rlm_plugins.mcp.tools import McpToolset
+
+            self._mcp = McpToolset(mcp_servers)
+            tools = {**self._mcp.tools(), **dict(tools or {})}
         self.sandbox_kind = sandbox if isinstance(sandbox, str) else getattr(sandbox, "__name__", "custom")
         self.engine = Engine(
             policy,
@@ -200,23 +229,32 @@ class RLM:
         call is one turn of the same REPL."""
         if self.session is not None:
             return self.session.completion(prompt, root_prompt)
-        return self.engine.run(root_prompt or DEFAULT_QUERY, prompt)
+        return self._tree_engine().run(root_prompt or DEFAULT_QUERY, prompt)
 
     async def acompletion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
         """The async twin of `completion`."""
         if self.session is not None:
             return await self.session.acompletion(prompt, root_prompt)
-        return await self.engine.arun(root_prompt or DEFAULT_QUERY, prompt)
+        return await self._tree_engine().arun(root_prompt or DEFAULT_QUERY, prompt)
+
+    def _tree_engine(self) -> Engine:
+        """The engine for one run tree: with memoisation on, a shallow copy whose sub-model has a fresh memo."""
+        if self.memo is None:
+            return self.engine
+        engine = copy.copy(self.engine)
+        engine.sub_model = self.memo.scope()
+        return engine
 
     def close(self) -> None:
-        """Release the persistent REPL (a no-op without `persistent=True`)."""
+        """Stop what this RLM started (its persistent REPL, its MCP servers); finished runs keep their results."""
         if self.session is not None:
             self.session.close()
+        if self._mcp is not None:
+            self._mcp.close()
 
     async def aclose(self) -> None:
         """The async twin of `close`."""
-        if self.session is not None:
-            await self.session.aclose()
+        await asyncio.to_thread(self.close)
 
     def __enter__(self) -> RLM:
         return self
@@ -229,3 +267,11 @@ class RLM:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _history_budget(model: str, tokens: int | None) -> int | None:
+    """The root history budget in tokens: as given, else half the model's known context window (capped)."""
+    if tokens is not None:
+        return tokens
+    window = context_window(model)
+    return None if window is None else min(window // 2, MAX_DEFAULT_HISTORY_TOKENS)

@@ -2,7 +2,8 @@
 
 Replies come from a script: a list of strings (or reply dicts) consumed in order, or a callable given each request's
 JSON body. A reply dict may set `content`, `tool_calls`, `usage` (merged over the computed one; `None` drops the field),
-`finish_reason`, `status` with `message` (an OpenAI-style error response) and `delay` (seconds before answering).
+`finish_reason`, `status` with `message` (an OpenAI-style error response), `headers` (added to the response, e.g.
+`Retry-After`) and `delay` (seconds before answering).
 
 Example:
     >>> with ScriptedOpenAIServer(["Hello!"]) as server:  # doctest: +SKIP
@@ -96,6 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
         self.server.owner._track(self.connection, add=True)
 
     def finish(self) -> None:
@@ -134,26 +136,30 @@ class _Handler(BaseHTTPRequestHandler):
         if delay and owner._stopping.wait(delay):
             return
         status = int(reply.get("status") or 200)
+        headers = {str(k): str(v) for k, v in (reply.get("headers") or {}).items()}
         if status >= 400:
-            self._send_error(status, str(reply.get("message") or HTTPStatus(status).phrase))
+            self._send_error(status, str(reply.get("message") or HTTPStatus(status).phrase), headers)
             return
         completion = _completion(body, reply, f"scripted-{index}")
         if body.get("stream"):
             self._send_stream(body, completion)
         else:
-            self._send_json(200, completion)
+            self._send_json(200, completion, headers)
 
-    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+    def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_error(self, status: int, message: str) -> None:
+    def _send_error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         kind, code = _ERROR_TYPES.get(status, ("server_error", None))
-        self._send_json(status, {"error": {"message": message, "type": kind, "param": None, "code": code}})
+        error = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        self._send_json(status, error, headers)
 
     def _send_stream(self, body: dict[str, Any], completion: dict[str, Any]) -> None:
         self.send_response(200)

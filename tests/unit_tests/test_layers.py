@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-FRAMEWORKS = ("dspy", "langchain", "langchain_core", "langgraph", "litellm", "e2b", "openai")
+FRAMEWORKS = ("dspy", "langchain", "langchain_core", "langgraph", "litellm", "e2b", "openai", "anthropic")
 
 
 def _imported_after(statement: str) -> list[str]:
@@ -26,7 +26,13 @@ def test_core_and_repl_import_no_framework():
 def test_core_and_repl_sources_import_no_adapter():
     """Dependencies point down only: core and repl never import the dspy, langchain or standalone packages."""
     root = Path(__file__).resolve().parents[2] / "rlm_plugins"
-    upward = ("rlm_plugins.dspy", "rlm_plugins.langchain", "rlm_plugins.standalone", "rlm_plugins.cli")
+    upward = (
+        "rlm_plugins.dspy",
+        "rlm_plugins.langchain",
+        "rlm_plugins.standalone",
+        "rlm_plugins.models",
+        "rlm_plugins.cli",
+    )
     offenders = []
     for path in [*root.joinpath("core").glob("*.py"), *root.joinpath("repl").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

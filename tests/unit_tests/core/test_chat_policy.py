@@ -233,7 +233,9 @@ def test_small_history_is_not_compacted():
     messages = ChatPolicy(Script()).build_messages(make_state(long_run_history(3, 5_000), iteration=4))
     assert all(COMPACTED_HEADER not in m["content"] for m in messages)
     assert len(messages) == 2 + 2 * 3
-    assert messages[3]["content"].endswith("Output:\nout-1 " + "z" * 5_000)
+    assert messages[3]["content"].startswith("```repl\nchunk_1")
+    kept = "Output:\nout-1 " + "z" * 5_000 + "\n\nQuery: Find the magic number.\n\nTurn 2 of 30."
+    assert kept in messages[3]["content"]
 
 
 def test_compaction_with_no_recent_steps_and_a_tiny_budget():
