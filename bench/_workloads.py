@@ -70,6 +70,39 @@ def w2_engine(full: bool = False, sandbox: str = "local") -> Any:
     )
 
 
+def official_rlm(replies: list[str], **options: Any) -> Any:
+    """The official `rlms` RLM (local environment) with a scripted root client patched in for `get_client`."""
+    import rlm.core.rlm as official
+    from rlm.clients.base_lm import BaseLM
+    from rlm.core.types import ModelUsageSummary, UsageSummary
+
+    class Scripted(BaseLM):
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(model_name=kw.get("model_name", "scripted"))
+            self.calls = 0
+
+        def completion(self, prompt: Any) -> str:
+            self.calls += 1
+            if isinstance(prompt, list):
+                turn = sum(1 for m in prompt if m.get("role") == "assistant")
+                return replies[min(turn, len(replies) - 1)]
+            return "ok"
+
+        async def acompletion(self, prompt: Any) -> str:
+            return self.completion(prompt)
+
+        def get_usage_summary(self) -> Any:
+            return UsageSummary({self.model_name: ModelUsageSummary(self.calls, 0, 0)})
+
+        def get_last_usage(self) -> Any:
+            return ModelUsageSummary(1, 0, 0)
+
+    official.get_client = lambda backend, kwargs: Scripted(**kwargs)
+    return official.RLM(
+        backend="openai", backend_kwargs={"model_name": "scripted"}, environment="local", max_iterations=10, **options
+    )
+
+
 def w2_setup(description: str = "", http: bool = False) -> Any:
     """Parse --runs / --quick (and --http when `http`) and build the context: (runs, context[, http])."""
     import argparse

@@ -20,7 +20,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _workloads import MB, PeakMemory, fanout_code, median_time, root_replies, scripted_root, w2_engine, w2_setup
+from _workloads import (
+    MB,
+    PeakMemory,
+    fanout_code,
+    median_time,
+    official_rlm,
+    root_replies,
+    scripted_root,
+    w2_engine,
+    w2_setup,
+)
 
 from rlm_plugins.core.budget import Limits
 from rlm_plugins.core.callables import CallableSubModel
@@ -49,37 +59,7 @@ def run_dspy(context: str, full: bool) -> str:
 
 
 def run_official(context: str, full: bool) -> str:
-    import rlm.core.rlm as official
-    from rlm.clients.base_lm import BaseLM
-    from rlm.core.types import ModelUsageSummary, UsageSummary
-
-    replies = root_replies(full, final="answer['content'] = 'done'\nanswer['ready'] = True")
-
-    class Scripted(BaseLM):
-        def __init__(self, **kw):
-            super().__init__(model_name=kw.get("model_name", "scripted"))
-            self.calls = 0
-
-        def completion(self, prompt):
-            self.calls += 1
-            if isinstance(prompt, list):
-                turn = sum(1 for m in prompt if m.get("role") == "assistant")
-                return replies[min(turn, len(replies) - 1)]
-            return "ok"
-
-        async def acompletion(self, prompt):
-            return self.completion(prompt)
-
-        def get_usage_summary(self):
-            return UsageSummary({self.model_name: ModelUsageSummary(self.calls, 0, 0)})
-
-        def get_last_usage(self):
-            return ModelUsageSummary(1, 0, 0)
-
-    official.get_client = lambda backend, kwargs: Scripted(**kwargs)
-    engine = official.RLM(
-        backend="openai", backend_kwargs={"model_name": "scripted"}, environment="local", max_iterations=10
-    )
+    engine = official_rlm(root_replies(full, final="answer['content'] = 'done'\nanswer['ready'] = True"))
     return engine.completion(context).response
 
 

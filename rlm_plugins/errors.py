@@ -7,16 +7,22 @@
     │   │   └── IsolationUnavailableError   isolation="require" but no isolation level works here
     │   ├── SandboxClosedError    used after close()
     │   ├── SandboxProtocolError  the sandbox sent a malformed or oversize message (it is then stopped)
-    │   └── SandboxTerminatedError the sandbox process died; the REPL state is gone
-    │       ├── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
-    │       └── SandboxCancelledError code ignored a cancel and the process had to be killed
+    │   ├── SandboxTerminatedError the sandbox process died; the REPL state is gone
+    │   │   ├── SandboxTimeoutError  code ignored the interrupt and the process had to be killed
+    │   │   └── SandboxCancelledError code ignored a cancel and the process had to be killed
+    │   └── SandboxUnavailableError a paused run's sandbox cannot be reached from here (local, other process)
     ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
     ├── ModelError                the root model could not be called
     │   ├── ModelRateLimitError   the provider rate-limited the call
     │   ├── ModelAuthenticationError  the provider refused the key
     │   └── ModelTimeoutError     the provider did not answer in time
     ├── McpToolError              an MCP server's tool failed or its server is gone (raised in the REPL code)
-    └── WorkspaceError            (also ValueError) the MCP gateway refused a path, handle, pattern or budget
+    ├── WorkspaceError            (also ValueError) the MCP gateway refused a path, handle, pattern or budget
+    ├── RunCancelledError         the run was cancelled before its sandbox started (the run then ends "cancelled")
+    └── SessionError
+        ├── SessionExpiredError   (also LookupError) the session or paused run is gone: idle, expired, closed
+        │                         or already resumed
+        └── SessionBusyError      a session turn was started while another one is running
 
 Errors raised to users end with the fix and do not chain the tracebacks of the libraries underneath: they are
 raised `from None`, with the original exception kept on `cause` for debugging.
@@ -75,6 +81,10 @@ class SandboxCancelledError(SandboxTerminatedError):
     """The running code ignored `cancel()` for the grace period, and the sandbox was killed."""
 
 
+class SandboxUnavailableError(SandboxError):
+    """A paused run's sandbox cannot be reached from this process (a local sandbox lives in the one that paused)."""
+
+
 class SubModelError(RLMError):
     """A sub-model call failed."""
 
@@ -108,6 +118,22 @@ class WorkspaceError(RLMError, ValueError):
     """The MCP gateway refused a request (a path outside the workspace, an unknown handle, a bad pattern)."""
 
 
+class RunCancelledError(RLMError):
+    """The run was cancelled before its sandbox started."""
+
+
+class SessionError(RLMError):
+    """Something went wrong with a session or a paused run."""
+
+
+class SessionExpiredError(SessionError, LookupError):
+    """The session or paused run is gone (idle too long, expired, closed, or already resumed)."""
+
+
+class SessionBusyError(SessionError):
+    """A session runs one turn at a time; a second turn was started while one is running."""
+
+
 __all__ = [
     "ConfigurationError",
     "IsolationUnavailableError",
@@ -117,6 +143,7 @@ __all__ = [
     "ModelRateLimitError",
     "ModelTimeoutError",
     "RLMError",
+    "RunCancelledError",
     "SandboxCancelledError",
     "SandboxClosedError",
     "SandboxError",
@@ -124,6 +151,10 @@ __all__ = [
     "SandboxStartError",
     "SandboxTerminatedError",
     "SandboxTimeoutError",
+    "SandboxUnavailableError",
+    "SessionBusyError",
+    "SessionError",
+    "SessionExpiredError",
     "SubModelError",
     "WorkspaceError",
 ]

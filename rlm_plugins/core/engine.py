@@ -1,9 +1,9 @@
-"""The RLM loop, written once as an I/O-free step generator with two thin drivers (`run` and `arun`).
+"""The engine and its runs: the RLM loop, written once as an I/O-free step generator.
 
-The generator yields operations ("start the sandbox", "ask the policy", "run this code", "extract", "close")
-and receives their results, the way httpx's auth flows do; `Run.run_sync` and `Run.run_async` only perform
-them. Neither driver wraps the other, so sync runs work inside a running event loop and async runs never block
-one.
+`Run.steps()` yields the typed operations of `rlm_plugins.core.steps` and receives their results, the way httpx's
+auth flows do; the two drivers in `rlm_plugins.core.drivers` only perform them. Everything a run knows (history,
+budget, finish reason) lives on the `Run`, so a run paused between operations can be saved as plain data and
+resumed (`rlm_plugins.core.snapshot`).
 """
 
 from __future__ import annotations
@@ -11,27 +11,21 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from rlm_plugins.core._lifecycle import RunLifecycle
 from rlm_plugins.core.budget import Budget, Limits
+from rlm_plugins.core.drivers import adrive, drive
 from rlm_plugins.core.events import CodeExecuted, FinalReached, Observer, RootStep, RunFinished, RunStarted, emit
 from rlm_plugins.core.feedback import model_error
 from rlm_plugins.core.final_checks import final_problem
 from rlm_plugins.core.parsing import FinalVar
-from rlm_plugins.core.ports import (
-    Action,
-    CodeRun,
-    Policy,
-    RunState,
-    Step,
-    SubModel,
-    as_completion,
-)
+from rlm_plugins.core.ports import Action, CodeRun, Policy, RunState, Step, SubModel, as_completion
 from rlm_plugins.core.result import RLMResult
+from rlm_plugins.core.steps import Act, Exec, Extract, Operation, Start
 from rlm_plugins.core.subcalls import SubCalls
 from rlm_plugins.core.variables import describe_tools, describe_variable, is_small
-from rlm_plugins.errors import ConfigurationError, ModelError, SandboxError
+from rlm_plugins.errors import ConfigurationError, ModelError, RunCancelledError, SandboxError
 from rlm_plugins.repl._values import as_json_text, clean_text
 from rlm_plugins.repl.base import RESERVED_NAMES, ExecResult, FinalAnswer, Sandbox
 
@@ -40,13 +34,6 @@ SandboxFactory = Callable[..., Sandbox]
 
 FinalValidator = Callable[[FinalAnswer], tuple[Any, str | None]]
 """Checks a final answer: returns (value, None) to accept it, or (None, message for the model) to refuse it."""
-
-
-@dataclass
-class _Op:
-    kind: str
-    arg: Any = None
-    timeout: float | None = None
 
 
 class Engine:
@@ -107,286 +94,271 @@ class Engine:
         inputs: Mapping[str, Any] | None = None,
         *,
         observers: list[Observer] | None = None,
+        budget: Budget | None = None,
     ) -> Run:
-        """A run ready to be driven by `run_sync` or `run_async`."""
-        budget = Budget(self.limits)
-        return Run(self, budget, 0, None, query, context, dict(inputs or {}), [*self.observers, *(observers or [])])
+        """A run ready to be driven by `drive` / `adrive` (`rlm_plugins.core.drivers`)."""
+        observers = [*self.observers, *(observers or [])]
+        return Run(self, budget or Budget(self.limits), query, context, inputs, observers=observers)
+
+    def resume(self, data: Mapping[str, Any], *, sandbox: Sandbox | None = None) -> Run:
+        """The run a `Paused.to_dict()` described, reconnected to its sandbox; drive it to continue.
+
+        Raises:
+            SandboxUnavailableError: the sandbox cannot be reached from here (a local sandbox of another process).
+        """
+        from rlm_plugins.core.snapshot import restore
+
+        return restore(self, data, sandbox)
 
     def run(self, query: str, context: Any = None, inputs: Mapping[str, Any] | None = None, **kw: Any) -> RLMResult:
         """Run to completion, synchronously. Safe inside a running event loop and from many threads."""
-        run = self.new_run(query, context, inputs, **kw)
-        return run.run_sync(query, context)
+        return self.new_run(query, context, inputs, **kw).run_sync()
 
     async def arun(
         self, query: str, context: Any = None, inputs: Mapping[str, Any] | None = None, **kw: Any
     ) -> RLMResult:
         """Run to completion without blocking the event loop."""
-        run = self.new_run(query, context, inputs, **kw)
-        return await run.run_async(query, context)
+        return await self.new_run(query, context, inputs, **kw).run_async()
 
 
-class Run:
-    """One run of the loop: its sandbox, history, and the step generator that drives it."""
+class Run(RunLifecycle):
+    """One run of the loop: its query and inputs, sandbox, history, and the step generator that drives it.
+
+    Args:
+        engine: the engine whose ports the run uses.
+        budget: the budget of the run's tree (children share it).
+        query: what the root model is asked.
+        context: the long input, loaded into the REPL as `context`; None loads nothing.
+        inputs: other REPL variables (DSPy input fields).
+        loads: what `Start` loads instead of `context` and `inputs` (a session's `context_<n>`, `history_<n>`).
+        aliases: names bound to loaded variables after loading (a session's `context` -> `context_<n>`).
+        sandbox: a sandbox the run uses and does not own (a session's); None makes one from the engine.
+    """
 
     def __init__(
         self,
         engine: Engine,
         budget: Budget,
-        depth: int,
-        parent_id: str | None,
         query: str,
-        context: Any,
-        inputs: dict[str, Any],
-        observers: list[Observer],
+        context: Any = None,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        depth: int = 0,
+        parent: Run | None = None,
+        observers: list[Observer] | None = None,
+        loads: list[tuple[str, Any]] | None = None,
+        aliases: Mapping[str, str] | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
+        super().__init__(sandbox)
         self.engine = engine
         self.budget = budget
         self.depth = depth
-        self.parent_id = parent_id
+        self.parent = parent
+        self.parent_id = parent.run_id if parent is not None else None
         self.run_id = uuid.uuid4().hex[:12]
-        self.inputs = inputs
-        self.observers = observers
+        self.query = query
+        self.context = context
+        self.inputs = dict(inputs or {})
+        self.observers = observers if observers is not None else list(engine.observers)
         self.subcalls = SubCalls(self, engine.sub_model, engine.max_concurrency)
         self.final_fields = engine.final_fields if depth == 0 else None
-        self.sandbox: Sandbox | None = None
+        if loads is None:
+            loads = ([("context", context)] if context is not None else []) + list(self.inputs.items())
+        self.loads = loads
+        self.aliases = dict(aliases or {})
+        self.history: list[Step] = []
+        self.state: RunState | None = None
+        self.final: FinalAnswer | None = None
+        self.answer: Any = None
+        self.reason: str | None = None
+        self.error: str | None = None
+        self.started = time.perf_counter()
 
-    def child(self) -> Run | None:
+    def child(self, query: str = "", context: Any = None) -> Run | None:
         """A child run at depth + 1 sharing this tree's budget, or None at the maximum depth."""
         if self.depth + 1 >= max(1, self.budget.limits.max_depth):
             return None
-        return Run(self.engine, self.budget, self.depth + 1, self.run_id, "", None, {}, self.observers)
+        return Run(
+            self.engine, self.budget, query, context, depth=self.depth + 1, parent=self, observers=self.observers
+        )
 
-    def run_sync(self, query: str, context: Any) -> RLMResult:
-        flow, value, error = self.steps(query, context), None, None
-        try:
-            while True:
-                try:
-                    op = flow.throw(error) if error is not None else flow.send(value)
-                except StopIteration as stop:
-                    return stop.value
-                value, error = None, None
-                try:
-                    value = self._do(op)
-                except Exception as exc:
-                    error = exc
-        finally:
-            self.subcalls.stop_children()
-            if self.sandbox is not None:
-                self.sandbox.close()
+    def run_sync(self) -> RLMResult:
+        """Drive this run to its end synchronously."""
+        return drive(self)  # type: ignore[return-value]
 
-    async def run_async(self, query: str, context: Any) -> RLMResult:
-        flow, value, error = self.steps(query, context), None, None
-        try:
-            while True:
-                try:
-                    op = flow.throw(error) if error is not None else flow.send(value)
-                except StopIteration as stop:
-                    return stop.value
-                value, error = None, None
-                try:
-                    value = await self._ado(op)
-                except Exception as exc:
-                    error = exc
-        finally:
-            await self.subcalls.astop_children()
-            if self.sandbox is not None:
-                await self.sandbox.aclose()
+    async def run_async(self) -> RLMResult:
+        """Drive this run to its end without blocking the event loop."""
+        return await adrive(self)  # type: ignore[return-value]
 
-    def perform(self, op: _Op) -> Any:
-        """Perform one operation yielded by `steps()`, for drivers that pause between operations (ChatRLM's tools)."""
-        return self._do(op)
-
-    async def aperform(self, op: _Op) -> Any:
-        """The async twin of `perform`."""
-        return await self._ado(op)
-
-    def _do(self, op: _Op) -> Any:
-        sandbox, policy = self.sandbox, self.engine.policy
-        if op.kind == "start":
-            sandbox = self.sandbox = self._new_sandbox()
-            infos = [sandbox.load(name, value) for name, value in op.arg]  # a load starts the sandbox as it stages
-            sandbox.start()
-            return infos
-        if op.kind == "act":
-            return policy.act(op.arg)
-        if op.kind == "exec":
-            return sandbox.execute(op.arg, tools=self._tools(sync=True), timeout=op.timeout)
-        return policy.extract(op.arg)
-
-    async def _ado(self, op: _Op) -> Any:
-        sandbox, policy = self.sandbox, self.engine.policy
-        if op.kind == "start":
-            sandbox = self.sandbox = self._new_sandbox()
-            infos = [await sandbox.aload(name, value) for name, value in op.arg]
-            await sandbox.astart()
-            return infos
-        if op.kind == "act":
-            return await policy.aact(op.arg)
-        if op.kind == "exec":
-            return await sandbox.aexecute(op.arg, tools=self._tools(sync=False), timeout=op.timeout)
-        return await policy.aextract(op.arg)
-
-    def _new_sandbox(self) -> Sandbox:
+    def new_sandbox(self) -> Sandbox:
         return self.engine.sandbox_factory(
             max_output_chars=self.engine.max_output_chars, final_fields=self.final_fields
         )
 
-    def _tools(self, sync: bool) -> dict[str, Any]:
+    def tools(self, sync: bool) -> dict[str, Any]:
+        """The functions the REPL may call during this run: the engine's tools and the sub-call built-ins."""
         builtins = self.subcalls.sync_tools() if sync else self.subcalls.async_tools()
         return {**self.engine.tools, **builtins}
 
-    def steps(self, query: str, context: Any) -> Generator[_Op, Any, RLMResult]:
-        """The loop itself: yields operations, receives their results, returns the RLMResult."""
+    def steps(self) -> Generator[Operation, Any, RLMResult]:
+        """The loop itself: yields operations, receives their results, returns the RLMResult.
+
+        A restored run (`state` already set) continues where it paused: before the next `Act`, or before
+        `Extract` when its finish reason is already known.
+        """
         engine, budget = self.engine, self.budget
-        started = time.perf_counter()
-        values = ([("context", context)] if context is not None else []) + list(self.inputs.items())
-        history: list[Step] = []
+        if self.state is None:
+            try:
+                infos = yield Start(tuple(self.loads), tuple(self.aliases.items()))
+            except RunCancelledError:
+                self.reason = "cancelled"
+                return self._end()
+            self.state = self._initial_state(infos)
+        state, history = self.state, self.history
+        while self.reason is None:
+            limit = "cancelled" if self.cancelled else budget.exhausted() or self.subcalls.refused
+            if not limit and len(history) >= budget.limits.max_iterations:
+                limit = "max_iterations"
+            limit = limit or self.subcalls.reserve_turn()
+            if limit:
+                self.reason = limit
+                break
+            state.iteration = len(history) + 1
+            t0 = time.perf_counter()
+            try:
+                action: Action = yield Act(state)
+            except ModelError as exc:
+                if self.cancelled:
+                    self.reason = "cancelled"
+                    break
+                exc.partial = self._result("error", str(exc))
+                raise
+            budget.record(action.model or _model_name(engine.policy), action.usage)
+            step = Step(state.iteration, action.reasoning, action.response, notes=list(action.notes))
+            history.append(step)
+            emit(self.observers, RootStep(self.run_id, self.depth, step.iteration, action, time.perf_counter() - t0))
+            self.reason = yield from self._act_on(action, step)
+            step.duration = time.perf_counter() - t0
+        refused = self.subcalls.reserve_turn() if self.final is None and self.reason != "cancelled" else None
+        if refused:
+            self.error = f"the extract step was not run: {refused}"
+        elif self.final is None and self.reason != "cancelled":
+            state.iteration = len(history)
+            try:
+                completion = as_completion((yield Extract(state)))
+                budget.record(completion.model or _model_name(engine.policy), completion.usage)
+                self.answer = completion.text
+            except ModelError as exc:
+                self.error = f"the extract step failed: {exc}"
+        return self._end()
+
+    def _end(self) -> RLMResult:
+        if self.final is not None:
+            emit(self.observers, FinalReached(self.run_id, self.depth, len(self.history), self.answer, self.reason))
+        result = self._result(self.reason)
+        emit(self.observers, RunFinished(self.run_id, self.depth, result))
+        return result
+
+    def _initial_state(self, infos: list[Any]) -> RunState:
+        engine, limits = self.engine, self.budget.limits
+        variables = [
+            describe_variable(name, value, info) for (name, value), info in zip(self.loads, infos, strict=True)
+        ]
         state = RunState(
-            query=query,
-            variables=[],
+            query=self.query,
+            variables=variables,
             tools=describe_tools(engine.tools),
-            history=history,
+            history=self.history,
             iteration=0,
-            max_iterations=budget.limits.max_iterations,
+            max_iterations=limits.max_iterations,
             depth=self.depth,
-            max_depth=budget.limits.max_depth,
+            max_depth=limits.max_depth,
             max_output_chars=engine.max_output_chars,
             final_fields=self.final_fields,
             inputs={k: v for k, v in self.inputs.items() if is_small(v)},
         )
-        final: FinalAnswer | None = None
-        answer: Any = None
-        reason = "max_iterations"
-        error: str | None = None
-        infos = yield _Op("start", values)
-        state.variables = [
-            describe_variable(name, value, info) for (name, value), info in zip(values, infos, strict=True)
-        ]
         sandbox = self.sandbox
         emit(
             self.observers,
             RunStarted(
                 self.run_id,
                 self.depth,
-                query,
-                state.variables,
+                self.query,
+                variables,
                 self.parent_id,
                 getattr(sandbox, "kind", ""),
                 getattr(sandbox, "isolation", ""),
             ),
         )
-        for iteration in range(1, budget.limits.max_iterations + 1):
-            limit = budget.exhausted() or self.subcalls.refused or self.subcalls.reserve_turn()
-            if limit:
-                reason = limit
-                break
-            state.iteration = iteration
-            t0 = time.perf_counter()
-            try:
-                action: Action = yield _Op("act", state)
-            except ModelError as exc:
-                exc.partial = self._result(history, None, "error", started, str(exc))
-                raise
-            budget.record(action.model or _model_name(engine.policy), action.usage)
-            step = Step(iteration, action.reasoning, action.response, notes=list(action.notes))
-            history.append(step)
-            emit(self.observers, RootStep(self.run_id, self.depth, iteration, action, time.perf_counter() - t0))
-            final, answer, stop = yield from self._act_on(action, step, state)
-            step.duration = time.perf_counter() - t0
-            if stop:
-                reason = stop
-                break
-        else:
-            reason = budget.exhausted() or self.subcalls.refused or "max_iterations"
-        refused = self.subcalls.reserve_turn() if final is None else None
-        if refused:
-            error = f"the extract step was not run: {refused}"
-        elif final is None:
-            state.iteration = len(history)
-            try:
-                completion = as_completion((yield _Op("extract", state)))
-                budget.record(completion.model or _model_name(engine.policy), completion.usage)
-                answer = completion.text
-            except ModelError as exc:
-                error = f"the extract step failed: {exc}"
-        if final is not None:
-            emit(self.observers, FinalReached(self.run_id, self.depth, len(history), answer, reason))
-        result = self._result(history, final, reason, started, error, answer)
-        emit(self.observers, RunFinished(self.run_id, self.depth, result))
-        return result
+        return state
 
-    def _act_on(self, action: Action, step: Step, state: RunState) -> Generator[_Op, Any, tuple]:
-        """Run an action's code blocks in order; stop at the first accepted final answer."""
+    def _act_on(self, action: Action, step: Step) -> Generator[Operation, Any, str | None]:
+        """Run an action's code blocks in order; the finish reason once one ends the run, else None."""
         engine, budget = self.engine, self.budget
         if not action.code:
             if not action.has_final:
                 if not action.notes:
                     step.notes.append(model_error("Your reply had no ```repl code block and no final answer."))
-                return None, None, None
-            if isinstance(action.final, FinalVar):
-                code = f"FINAL_VAR({action.final.name!r})"
-            else:
-                return self._accept(FinalAnswer(action.final), step, state, None)
-            action = Action(code=[code])
+                return None
+            if not isinstance(action.final, FinalVar):
+                return self._accept(FinalAnswer(action.final), step, None)
+            action = Action(code=[f"FINAL_VAR({action.final.name!r})"])
         for code in action.code:
+            if self.cancelled:
+                return "cancelled"
             if not code or not code.strip():
                 step.notes.append(model_error("A code block was empty; write the code you want to run."))
                 continue
             halt = self.subcalls.may_exec()
             if halt:
                 step.notes.append(model_error(f"The code was not run: the run is over ({halt})."))
-                return None, None, halt
+                return halt
             left = budget.time_left()
             timeout = engine.exec_timeout if left is None else min(engine.exec_timeout, left)
             try:
-                result: ExecResult = yield _Op("exec", code, timeout)
+                result: ExecResult = yield Exec(code, timeout)
             except SandboxError as exc:
+                if self.cancelled:
+                    return "cancelled"
                 step.notes.append(model_error(f"The sandbox failed and the REPL state is lost: {exc}"))
-                return None, None, "sandbox_error"
+                return "sandbox_error"
             step.runs.append(CodeRun(code, result))
             emit(self.observers, CodeExecuted(self.run_id, self.depth, step.iteration, code, result))
-            if result.final is not None:
-                final, answer, stop = self._accept(result.final, step, state, code)
-                if stop:
-                    return final, answer, stop
-        return None, None, None
+            if self.cancelled:
+                return "cancelled"
+            if result.final is not None and self._accept(result.final, step, code):
+                return "final"
+        return None
 
-    def _accept(
-        self, final: FinalAnswer, step: Step, state: RunState, code: str | None
-    ) -> tuple[FinalAnswer | None, Any, str | None]:
-        refused = final_problem(state, step, code, refuse_premature=self.engine.refuse_premature_final)
+    def _accept(self, final: FinalAnswer, step: Step, code: str | None) -> str | None:
+        refused = final_problem(self.state, step, code, refuse_premature=self.engine.refuse_premature_final)
         if refused:
             step.notes.append(model_error(refused))
-            return None, None, None
+            return None
         validator = self.engine.final_validator if self.depth == 0 else None
         if validator is None:
-            return final, final.fields if final.fields and final.value is None else final.value, "final"
-        value, problem = validator(final)
-        if problem:
-            step.notes.append(model_error(problem))
-            return None, None, None
-        return final, value, "final"
+            value = final.fields if final.fields and final.value is None else final.value
+        else:
+            value, problem = validator(final)
+            if problem:
+                step.notes.append(model_error(problem))
+                return None
+        self.final, self.answer = final, value
+        return "final"
 
-    def _result(
-        self,
-        history: list[Step],
-        final: FinalAnswer | None,
-        reason: str,
-        started: float,
-        error: str | None,
-        answer: Any = None,
-    ) -> RLMResult:
+    def _result(self, reason: str | None, error: str | None = None) -> RLMResult:
         return RLMResult(
-            response=_as_text(answer),
-            answer=answer,
-            finish_reason=reason,
-            steps=history,
+            response=_as_text(self.answer),
+            answer=self.answer,
+            finish_reason=reason or "max_iterations",
+            steps=self.history,
             usage=self.budget.usage_snapshot(),
-            execution_time=time.perf_counter() - started,
-            fields=final.fields if final is not None else None,
+            execution_time=time.perf_counter() - self.started,
+            fields=self.final.fields if self.final is not None else None,
             run_id=self.run_id,
             depth=self.depth,
-            error=error,
+            error=error or self.error,
         )
 
 

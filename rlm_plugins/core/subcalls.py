@@ -166,9 +166,9 @@ class SubCalls:
 
         return list(await asyncio.gather(*(one(p) for p in items)))
 
-    def _child(self) -> tuple[Run | None, str | None]:
+    def _child(self, prompt: Any, context: Any) -> tuple[Run | None, str | None]:
         """A child run with its first turn reserved, or the refusal string; (None, None) at the maximum depth."""
-        child = self.run.child()
+        child = self.run.child(*_child_args(prompt, context))
         if child is None:
             return None, None
         refused = self._reserve(1)
@@ -178,14 +178,14 @@ class SubCalls:
         return child, None
 
     def rlm(self, prompt: Any, context: Any = None) -> str:
-        child, refused = self._child()
+        child, refused = self._child(prompt, context)
         if child is None:
             return refused or self.query(prompt)
         if not self.children.add(child):
             return self._child_failed(child, "the parent run has ended")
         started = time.perf_counter()
         try:
-            result = child.run_sync(*_child_args(prompt, context))
+            result = child.run_sync()
         except Exception as exc:
             return self._child_failed(child, f"{type(exc).__name__}: {exc}")
         finally:
@@ -193,14 +193,14 @@ class SubCalls:
         return self._child_done(prompt, started, result)
 
     async def arlm(self, prompt: Any, context: Any = None) -> str:
-        child, refused = self._child()
+        child, refused = self._child(prompt, context)
         if child is None:
             return refused or await self.aquery(prompt)
         if not self.children.add(child, asyncio.current_task()):
             return self._child_failed(child, "the parent run has ended")
         started = time.perf_counter()
         try:
-            result = await child.run_async(*_child_args(prompt, context))
+            result = await child.run_async()
         except Exception as exc:
             return self._child_failed(child, f"{type(exc).__name__}: {exc}")
         finally:

@@ -5,6 +5,7 @@ into an `AIMessage`. Everything here is shared by the sync and async paths; only
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +16,11 @@ from rlm_plugins.core.chat_policy import ChatPolicy
 from rlm_plugins.core.engine import Engine, Run
 from rlm_plugins.core.ports import Usage
 from rlm_plugins.core.result import RLMResult
+from rlm_plugins.core.steps import PAUSE, Act, Extract, Operation, Paused
+from rlm_plugins.errors import SessionExpiredError
 from rlm_plugins.langchain._callbacks import Binding, RunManager
-from rlm_plugins.langchain._driver import Paused
 from rlm_plugins.langchain._messages import build_task, message_text
 from rlm_plugins.langchain._ports import ChatSubModel, RootModel, model_label
-from rlm_plugins.langchain._sessions import Session
 from rlm_plugins.langchain._tools import (
     CALL_ID_PREFIX,
     RESULTS_VAR,
@@ -30,6 +31,7 @@ from rlm_plugins.langchain._tools import (
     schema_instructions,
     tools_instructions,
 )
+from rlm_plugins.repl.base import Sandbox
 from rlm_plugins.repl.factory import sandbox_factory
 
 if TYPE_CHECKING:
@@ -40,13 +42,11 @@ NO_RESULT = "[no result: the caller sent no ToolMessage for this call]"
 
 @dataclass
 class Invocation:
-    """A run to drive: a fresh one (`op` is None) or a resumed session (`op` is the turn it paused before)."""
+    """A run to drive: a fresh one, or a paused one resumed from its data with this call's tool results."""
 
     run: Run
-    flow: Any
     log: CallLog
     binding: Binding
-    op: Any = None
     usage_base: dict[str, Usage] = field(default_factory=dict)
     schema: dict[str, Any] | None = None
     method: str = "function_calling"
@@ -62,31 +62,47 @@ def resumable_ids(messages: list[BaseMessage]) -> list[str]:
             break
         ids.append(message.tool_call_id)
     ids.reverse()
-    return [i for i in ids if str(i).startswith(CALL_ID_PREFIX)]
+    return [i for i in ids if ours(i)]
 
 
-def new_invocation(
-    model: ChatRLM, messages: list[BaseMessage], run_manager: RunManager | None, kwargs: dict
-) -> Invocation:
+def ours(call_id: Any) -> bool:
+    """Whether a tool-call id is one ChatRLM handed out for a paused run."""
+    return str(call_id or "").startswith(CALL_ID_PREFIX)
+
+
+def paused_data(model: ChatRLM, data: dict[str, Any] | None, ids: list[str]) -> dict[str, Any]:
+    """The stored data of the paused run these ToolMessages answer, or a `SessionExpiredError` saying why not."""
+    if data is None:
+        msg = (
+            f"no paused RLM session holds the tool calls {ids}: it expired (session_ttl={model.session_ttl:g}s), "
+            f"was evicted (max_sessions={model.max_sessions}), or was already resumed. Send the question again "
+            "without these ToolMessages, or raise session_ttl / max_sessions on ChatRLM"
+        )
+        raise SessionExpiredError(msg)
+    return data
+
+
+def pause_key(call_id: str) -> str:
+    """The store key of the pause that handed out `call_id` (all calls of one pause share it)."""
+    return str(call_id).rsplit("_", 1)[0]
+
+
+def _engine(model: ChatRLM, kwargs: dict, binding: Binding, log: CallLog) -> tuple[Engine, str, dict | None, str]:
+    """The engine for one call (tools and output schema come from the call's bound kwargs), and the instructions
+    its question gets."""
     tools = list(kwargs.get("tools") or [])
     names = [tool["function"]["name"] for tool in tools]
     choice = normalize_tool_choice(kwargs.get("tool_choice"), names) if tools else None
     structured = kwargs.get("rlm_structured_output") or {}
     schema, pydantic_cls = structured.get("schema"), structured.get("pydantic")
-    task = build_task(messages, model.context_threshold)
-    query = task.query
-    log = CallLog()
     active = tools if choice != "none" else []
-    if active:
-        query += tools_instructions(active, choice)
-    if schema is not None:
-        query += schema_instructions(schema)
-    binding = Binding(run_manager)
-    root, sub = model.root_model, model.sub_model
-    root_port = RootModel(root, binding)
+    instructions = (tools_instructions(active, choice) if active else "") + (
+        schema_instructions(schema) if schema is not None else ""
+    )
+    root_port = RootModel(model.root_model, binding)
     engine = Engine(
         ChatPolicy(root_port.complete, root_port.acomplete, model=root_port.label),
-        ChatSubModel(sub, binding),
+        ChatSubModel(model.sub_model, binding),
         sandbox_factory(model.sandbox, **model.sandbox_options),
         limits=Limits(
             max_iterations=model.max_iterations,
@@ -100,43 +116,51 @@ def new_invocation(
         observers=[binding.publish],
         final_validator=final_validator(schema, pydantic_cls, choice, log),
     )
-    run = engine.new_run(query, task.context)
-    flow = run.steps(query, task.context)
-    return Invocation(run, flow, log, binding, schema=schema, method=structured.get("method", "function_calling"))
+    return engine, instructions, schema, structured.get("method", "function_calling")
 
 
-def resumed_invocation(session: Session, messages: list[BaseMessage], run_manager: RunManager | None) -> Invocation:
-    """Rebind a paused session to this call and attach the tool results (loaded into the REPL by the caller)."""
-    session.binding.rebind(run_manager)
+def new_invocation(
+    model: ChatRLM, messages: list[BaseMessage], run_manager: RunManager | None, kwargs: dict
+) -> Invocation:
+    task = build_task(messages, model.context_threshold)
+    log, binding = CallLog(), Binding(run_manager)
+    engine, instructions, schema, method = _engine(model, kwargs, binding, log)
+    run = engine.new_run(task.query + instructions, task.context)
+    return Invocation(run, log, binding, schema=schema, method=method)
+
+
+def resumed_invocation(
+    model: ChatRLM,
+    data: dict[str, Any],
+    messages: list[BaseMessage],
+    run_manager: RunManager | None,
+    kwargs: dict,
+    sandbox: Sandbox | None = None,
+) -> Invocation:
+    """A paused run rebuilt from its stored data and bound to this call, with the caller's tool results (`sandbox`:
+    its sandbox, when the caller has reconnected it already)."""
+    adapter = data.get("adapter") or {}
+    log, binding = CallLog(made=int(adapter.get("made", 0))), Binding(run_manager)
+    engine, _, schema, method = _engine(model, kwargs, binding, log)
+    run = engine.resume(data, sandbox=sandbox)
     answers = {
         m.tool_call_id: ("[tool error] " if m.status == "error" else "") + message_text(m)
         for m in messages
         if isinstance(m, ToolMessage)
     }
-    new = {call_id: answers.get(call_id, NO_RESULT) for call_id in session.call_ids}
-    session.results.update(new)
-    state = session.op.arg
-    if state.history:
+    new = {call["id"]: answers.get(call["id"], NO_RESULT) for call in data.get("pending") or []}
+    results = {**(adapter.get("results") or {}), **new}
+    if run.history:
         lines = [f"- {call_id}: {_short(value)}" for call_id, value in new.items()]
-        state.history[-1].notes.append(
+        run.history[-1].notes.append(
             f"The caller ran your tool calls; results (also in `{RESULTS_VAR}` in the REPL):\n" + "\n".join(lines)
         )
-    return Invocation(
-        session.run,
-        session.flow,
-        session.log,
-        session.binding,
-        op=session.op,
-        usage_base=session.usage_base,
-        schema=session.schema,
-        method=session.method,
-        results=session.results,
-        new_results=new,
-    )
+    base = run.budget.usage_snapshot()
+    return Invocation(run, log, binding, base, schema, method, results, new)
 
 
 def load_results(inv: Invocation) -> None:
-    """Put a resumed session's tool results in the REPL as `tool_results` (closing the sandbox if that fails)."""
+    """Put a resumed run's tool results in the REPL as `tool_results` (closing the sandbox if that fails)."""
     sandbox = inv.run.sandbox
     if inv.new_results and sandbox is not None:
         try:
@@ -162,19 +186,21 @@ def _short(value: Any, cap: int = 2_000) -> str:
     return text if len(text) <= cap else text[:cap] + f"... [{len(text) - cap:,} more characters in the REPL]"
 
 
-def pause(inv: Invocation, paused: Paused) -> Session:
-    return Session(
-        inv.run,
-        paused.flow,
-        paused.op,
-        inv.binding,
-        inv.log,
-        [call["id"] for call in paused.calls],
-        inv.run.budget.usage_snapshot(),
-        results=inv.results,
-        schema=inv.schema,
-        method=inv.method,
-    )
+def pause_hook(log: CallLog) -> Any:
+    """Pause before the root model's next turn once the run's code has called external tools."""
+
+    def hook(run: Run, op: Operation) -> str | None:
+        return PAUSE if isinstance(op, (Act, Extract)) and log.calls else None
+
+    return hook
+
+
+def saved_pause(inv: Invocation, paused: Paused, ttl: float) -> tuple[str, dict[str, Any]]:
+    """The store key and data of a run paused for tool calls (its sandbox stays alive for `ttl` seconds)."""
+    paused.pending = inv.log.drain()
+    data = paused.to_dict(ttl)
+    data["adapter"] = {"results": inv.results, "made": inv.log.made}
+    return pause_key(paused.pending[0]["id"]), data
 
 
 def to_message(model: ChatRLM, inv: Invocation, outcome: RLMResult | Paused, stop: list[str] | None) -> AIMessage:
@@ -195,8 +221,8 @@ def to_message(model: ChatRLM, inv: Invocation, outcome: RLMResult | Paused, sto
     }
     if isinstance(outcome, Paused):
         meta["finish_reason"] = "tool_calls"
-        meta["rlm"] = {"run_id": inv.run.run_id, "paused": True, "iterations": len(outcome.op.arg.history)}
-        return AIMessage("", tool_calls=outcome.calls, response_metadata=meta, usage_metadata=usage_metadata)
+        meta["rlm"] = {"run_id": inv.run.run_id, "paused": True, "iterations": len(inv.run.history)}
+        return AIMessage("", tool_calls=outcome.pending, response_metadata=meta, usage_metadata=usage_metadata)
     meta["finish_reason"] = "stop" if outcome.finish_reason == "final" else outcome.finish_reason
     meta["rlm"] = {
         "run_id": outcome.run_id,
@@ -247,3 +273,17 @@ def _usage_delta(now: dict[str, Usage], base: dict[str, Usage]) -> dict[str, Usa
         if delta.calls or delta.total_tokens:
             out[name] = delta
     return out
+
+
+def uncached_calls(message: BaseMessage) -> BaseMessage:
+    """`message` with every ChatRLM tool-call id replaced by a fresh one outside ChatRLM's id space."""
+    calls = getattr(message, "tool_calls", None) or []
+    if not any(ours(call.get("id")) for call in calls):
+        return message
+    fresh = [
+        {**call, "id": f"call_cached_{uuid.uuid4().hex}"}
+        if str(call.get("id", "")).startswith(CALL_ID_PREFIX)
+        else call
+        for call in calls
+    ]
+    return message.model_copy(update={"tool_calls": fresh})

@@ -64,7 +64,7 @@ def check_tool_names(names: list[str]) -> None:
 class CallLog:
     """The external tool calls made by one run's code since the run last paused."""
 
-    session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     calls: list[dict[str, Any]] = field(default_factory=list)
     made: int = 0
     _counter: int = 0
@@ -79,8 +79,11 @@ class CallLog:
         return call_id
 
     def drain(self) -> list[dict[str, Any]]:
+        """The calls since the last pause; the next pause's ids get a fresh prefix (ids are unique per pause)."""
         with self._lock:
             calls, self.calls = self.calls, []
+            self.session_id = uuid.uuid4().hex
+            self._counter = 0
         return calls
 
 

@@ -18,7 +18,10 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from rlm_plugins.core.budget import Limits
-from rlm_plugins.langchain._driver import Paused, adrive, drive
+from rlm_plugins.core.drivers import adrive, drive
+from rlm_plugins.core.snapshot import reconnect
+from rlm_plugins.core.steps import Paused
+from rlm_plugins.core.store import MemorySessionStore, SessionStore
 from rlm_plugins.langchain._output import HANDOFF, STREAMING, Handoff, to_chunks, token_chunks
 from rlm_plugins.langchain._ports import model_identity, model_label
 from rlm_plugins.langchain._runtime import (
@@ -26,12 +29,15 @@ from rlm_plugins.langchain._runtime import (
     aload_results,
     load_results,
     new_invocation,
-    pause,
+    pause_hook,
+    pause_key,
+    paused_data,
     resumable_ids,
     resumed_invocation,
+    saved_pause,
     to_message,
+    uncached_calls,
 )
-from rlm_plugins.langchain._sessions import SessionStore
 from rlm_plugins.langchain._structured import structured_runnable
 from rlm_plugins.langchain._tools import check_tool_names, normalize_tool_choice
 from rlm_plugins.repl.factory import sandbox_class
@@ -103,12 +109,14 @@ class ChatRLM(BaseChatModel):
     Tool calling:
         Bound tools are functions in the REPL. When the root model's code calls one, the code block stops,
         the run pauses before the root's next turn, and ChatRLM returns an `AIMessage` with those
-        `tool_calls` (ids start with `call_rlm_`). The REPL session (sandbox state, history, budget) waits in
-        a bounded store for `session_ttl` seconds. Send the conversation back with the `ToolMessage`s and the
-        same session resumes: the results are in the REPL as `tool_results[call_id]` and in the root's next
-        prompt. A session resumes once; an expired one raises `SessionExpiredError`. `tool_choice="any"` or a
-        tool name makes the root call a tool before it may answer. ToolMessages for ids ChatRLM did not hand
-        out are treated as ordinary conversation.
+        `tool_calls` (ids start with `call_rlm_`, fresh for every pause). The paused run (history, budget,
+        pending calls; the sandbox stays alive) waits in `session_store` (in memory by default, or a
+        `RedisSessionStore`) for `session_ttl` seconds. Send the conversation back with the `ToolMessage`s and
+        the same REPL resumes: the results are in the REPL as `tool_results[call_id]` and in the root's next
+        prompt. A paused run resumes once; an expired one raises `SessionExpiredError`. A paused answer served
+        from an LLM cache gets new ids that resume nothing, so another conversation never resumes this one's
+        REPL. `tool_choice="any"` or a tool name makes the root call a tool before it may answer. ToolMessages
+        for ids ChatRLM did not hand out are treated as ordinary conversation.
 
         ```python
         agent_model = model.bind_tools([get_weather])
@@ -153,7 +161,10 @@ class ChatRLM(BaseChatModel):
     session_ttl: float = 600.0
     """Seconds a run paused for tool calls waits for its ToolMessages."""
     max_sessions: int = 32
-    """Paused sessions kept at once; the oldest is closed when one more arrives."""
+    """Paused sessions kept at once in the default in-memory store; the oldest is closed when one more arrives."""
+    session_store: SessionStore | None = Field(default=None, exclude=True)
+    """Where runs paused for tool calls wait: None keeps them in memory; a `RedisSessionStore` shares them
+    between replicas (with `sandbox="e2b"`, whose sandboxes reconnect from any process)."""
 
     _sessions: SessionStore | None = PrivateAttr(default=None)
 
@@ -186,10 +197,12 @@ class ChatRLM(BaseChatModel):
 
     @property
     def sessions(self) -> SessionStore:
-        """Runs paused for tool calls, waiting for their ToolMessages."""
+        """Runs paused for tool calls, waiting for their ToolMessages (`session_store`, or one in memory)."""
+        if self.session_store is not None:
+            return self.session_store
         if self._sessions is None:
-            self._sessions = SessionStore(self.max_sessions, self.session_ttl)
-            weakref.finalize(self, self._sessions.close)  # nobody can resume them once this model is gone
+            store = self._sessions = MemorySessionStore(self.max_sessions)
+            weakref.finalize(self, store.clear)  # nobody can resume them once this model is gone
         return self._sessions
 
     @property
@@ -229,29 +242,47 @@ class ChatRLM(BaseChatModel):
     def _invocation(self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any]) -> Invocation:
         ids = resumable_ids(messages)
         if ids:
-            return resumed_invocation(self.sessions.take(ids), messages, run_manager)
+            data = paused_data(self, self.sessions.take(pause_key(ids[-1])), ids)
+            return resumed_invocation(self, data, messages, run_manager, kwargs)
         return new_invocation(self, messages, run_manager, kwargs)
 
-    def _finish(self, inv: Invocation, outcome: Any, stop: list[str] | None) -> AIMessage:
-        if isinstance(outcome, Paused):
-            self.sessions.put(pause(inv, outcome))
-        return to_message(self, inv, outcome, stop or self.stop)
+    async def _ainvocation(self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any]) -> Invocation:
+        ids = resumable_ids(messages)
+        if ids:
+            data = paused_data(self, await self.sessions.atake(pause_key(ids[-1])), ids)
+            ref = data.get("sandbox")
+            sandbox = await asyncio.to_thread(reconnect, ref) if ref is not None else None  # E2B: HTTP
+            return resumed_invocation(self, data, messages, run_manager, kwargs, sandbox)
+        return new_invocation(self, messages, run_manager, kwargs)
 
     def _run(self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: dict) -> AIMessage:
         inv = self._invocation(messages, run_manager, kwargs)
         load_results(inv)
-        return self._finish(inv, drive(inv.run, inv.flow, inv.log, inv.op), stop)
+        outcome = drive(inv.run, pause_hook(inv.log))
+        if isinstance(outcome, Paused):
+            self.sessions.put(*saved_pause(inv, outcome, self.session_ttl), self.session_ttl)
+        return to_message(self, inv, outcome, stop or self.stop)
 
     async def _arun(
         self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: dict
     ) -> AIMessage:
-        inv = self._invocation(messages, run_manager, kwargs)
+        inv = await self._ainvocation(messages, run_manager, kwargs)
         try:
             await aload_results(inv)
-            outcome = await adrive(inv.run, inv.flow, inv.log, inv.op)
+            outcome = await adrive(inv.run, pause_hook(inv.log))
         finally:
             await inv.binding.flush()
-        return self._finish(inv, outcome, stop)
+        if isinstance(outcome, Paused):
+            await self.sessions.aput(*saved_pause(inv, outcome, self.session_ttl), self.session_ttl)
+        return to_message(self, inv, outcome, stop or self.stop)
+
+    def _convert_cached_generations(self, cache_val: list[Any]) -> list[ChatGeneration]:
+        """A cached answer that paused for tool calls gets fresh ids that resume nothing, so a second conversation
+        hit by the cache never resumes the first one's REPL; its ToolMessages then start a fresh run."""
+        generations = super()._convert_cached_generations(cache_val)
+        return [
+            ChatGeneration(message=uncached_calls(g.message), generation_info=g.generation_info) for g in generations
+        ]
 
     def _generate(
         self,

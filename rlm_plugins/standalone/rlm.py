@@ -3,11 +3,12 @@ official `rlms` package's call shape."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from rlm_plugins.core.budget import Limits
 from rlm_plugins.core.chat_policy import ChatPolicy
@@ -18,14 +19,11 @@ from rlm_plugins.core.logger import RLMLogger
 from rlm_plugins.core.memo import MemoSubModel
 from rlm_plugins.core.ports import Policy, SubModel
 from rlm_plugins.core.result import RLMResult
+from rlm_plugins.core.session import DEFAULT_QUERY, Session
 from rlm_plugins.errors import ConfigurationError
 from rlm_plugins.models.chat import ChatModel, ChatSubModel
 from rlm_plugins.models.pricing import context_window
 from rlm_plugins.repl.factory import sandbox_factory
-
-DEFAULT_QUERY = (
-    "The user's prompt is in the variable `context`. Read it in the REPL and do what it asks; answer with FINAL(...)."
-)
 
 _BACKEND_PREFIX = {
     "openai": "openai",
@@ -39,7 +37,7 @@ _BACKEND_PREFIX = {
 }
 MAX_DEFAULT_HISTORY_TOKENS = 32_000
 _ENVIRONMENTS = {"local": "local", "inprocess": "inprocess", "ipython": "inprocess", "e2b": "e2b", "docker": "docker"}
-_IGNORED_OFFICIAL = ("persistent", "compaction", "compaction_threshold_pct", "orchestrator", "user_prologue", "depth")
+_IGNORED_OFFICIAL = ("compaction", "compaction_threshold_pct", "orchestrator", "user_prologue", "depth")
 
 
 def _backend_model(backend: str, kwargs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -90,6 +88,13 @@ class RLM:
             functions; they are started here and stopped by `close()`.
         logger: an `RLMLogger`; its JSONL files open in the official trajectory visualizer.
         verbose: print live progress to stderr.
+        persistent: keep one REPL across `completion` calls (a `Session`): turn n's prompt is `context_<n>`
+            (and `context`), earlier turns' messages are `history_<n>` (and `history`), variables stay. Call
+            `close()` (or use `with RLM(...) as rlm:`) to release the sandbox.
+        idle_timeout: with `persistent=True`, release the sandbox after this many idle seconds; a later
+            `completion` then raises `SessionExpiredError`.
+        session_budget: with `persistent=True`, "turn" (default: each call gets the full budget) or "session"
+            (sub-calls, tokens, cost and time count over all calls).
 
     Examples:
         >>> rlm = RLM(model="openai/gpt-5-mini")  # doctest: +SKIP
@@ -122,6 +127,9 @@ class RLM:
         tools: Mapping[str, Callable[..., Any]] | None = None,
         logger: RLMLogger | None = None,
         verbose: bool = False,
+        persistent: bool = False,
+        idle_timeout: float | None = None,
+        session_budget: Literal["turn", "session"] = "turn",
         policy: Policy | None = None,
         observers: list[Observer] | None = None,
         backend: str | None = None,
@@ -212,14 +220,21 @@ class RLM:
             tools={**dict(custom_tools or {}), **dict(tools or {})},
             observers=observers,
         )
+        self.persistent = persistent
+        self.session = Session(self.engine, idle_timeout=idle_timeout, budget=session_budget) if persistent else None
 
     def completion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
         """Answer `prompt` (any size: str, list, dict, bytes or a pathlib.Path), which goes into the REPL as
-        `context`; `root_prompt`, if given, is the question the root model sees."""
+        `context`; `root_prompt`, if given, is the question the root model sees. With `persistent=True` every
+        call is one turn of the same REPL."""
+        if self.session is not None:
+            return self.session.completion(prompt, root_prompt)
         return self._tree_engine().run(root_prompt or DEFAULT_QUERY, prompt)
 
     async def acompletion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
         """The async twin of `completion`."""
+        if self.session is not None:
+            return await self.session.acompletion(prompt, root_prompt)
         return await self._tree_engine().arun(root_prompt or DEFAULT_QUERY, prompt)
 
     def _tree_engine(self) -> Engine:
@@ -231,15 +246,27 @@ class RLM:
         return engine
 
     def close(self) -> None:
-        """Stop what this RLM started (its MCP servers); runs already finished keep their results."""
+        """Stop what this RLM started (its persistent REPL, its MCP servers); finished runs keep their results."""
+        if self.session is not None:
+            self.session.close()
         if self._mcp is not None:
             self._mcp.close()
+
+    async def aclose(self) -> None:
+        """The async twin of `close`."""
+        await asyncio.to_thread(self.close)
 
     def __enter__(self) -> RLM:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> RLM:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 def _history_budget(model: str, tokens: int | None) -> int | None:

@@ -24,6 +24,7 @@ Test controls: `live_processes()`, `uploads`, `input_delay` (SendInput sleeps th
 
 from __future__ import annotations
 
+import collections
 import errno
 import json
 import os
@@ -67,6 +68,10 @@ class _Proc:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stdin_lock = threading.Lock()
         self.drop = False
+        self.subscriber = 0
+        """Which stream receives the output: `connect` makes a new one and the older stream ends."""
+        self.early: collections.deque[tuple[str, Any]] = collections.deque()
+        """Events a superseded stream took from the queue, handed to the newest one first."""
         readers = [self._pump(popen.stdout, "stdout"), self._pump(popen.stderr, "stderr")]
         threading.Thread(target=self._wait, args=(readers,), daemon=True).start()
 
@@ -89,6 +94,13 @@ class _Proc:
                 self.popen.stdin.close()
         self.events.put(("end", code))
 
+    def next_event(self, timeout: float) -> tuple[str, Any]:
+        """The next output event (raises queue.Empty after `timeout`)."""
+        try:
+            return self.early.popleft()
+        except IndexError:
+            return self.events.get(timeout=timeout)
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         try:
             os.killpg(self.popen.pid, sig)
@@ -104,8 +116,8 @@ def _end_event(code: int) -> process_pb.ProcessEvent.EndEvent:
     return process_pb.ProcessEvent.EndEvent(exit_code=code, exited=True, status=status, error=status if code else None)
 
 
-def _event(name: str, value: Any) -> process_pb.StartResponse:
-    return process_pb.StartResponse(event=process_pb.ProcessEvent(event=Oneof(name, value)))
+def _event(name: str, value: Any, response: Any = process_pb.StartResponse) -> Any:
+    return response(event=process_pb.ProcessEvent(event=Oneof(name, value)))
 
 
 class _ProcessService(process_connect.ProcessSync):
@@ -140,24 +152,34 @@ class _ProcessService(process_connect.ProcessSync):
             threading.Timer(ctx.timeout_ms / 1000, proc.kill).start()
         return self._stream(proc, keepalive)
 
-    def _stream(self, proc: _Proc, keepalive: float) -> Any:
-        yield _event("start", process_pb.ProcessEvent.StartEvent(pid=proc.popen.pid))
+    def connect(self, request: process_pb.ConnectRequest, ctx: Any) -> Any:
+        proc = self._get(request.process)
+        proc.subscriber += 1
+        keepalive = float(ctx.request_headers.get("keepalive-ping-interval") or 50)
+        return self._stream(proc, keepalive, process_pb.ConnectResponse)
+
+    def _stream(self, proc: _Proc, keepalive: float, response: Any = process_pb.StartResponse) -> Any:
+        mine = proc.subscriber
+        yield _event("start", process_pb.ProcessEvent.StartEvent(pid=proc.popen.pid), response)
         last = time.monotonic()
-        while True:
+        while proc.subscriber == mine:
             if proc.drop:
                 raise _Drop()
             try:
-                kind, value = proc.events.get(timeout=0.05)
+                kind, value = proc.next_event(0.05)
             except queue.Empty:
                 if time.monotonic() - last >= keepalive:
                     last = time.monotonic()
-                    yield _event("keepalive", process_pb.ProcessEvent.KeepAlive())
+                    yield _event("keepalive", process_pb.ProcessEvent.KeepAlive(), response)
                 continue
+            if proc.subscriber != mine:
+                proc.early.appendleft((kind, value))
+                return
             last = time.monotonic()
             if kind == "end":
-                yield _event("end", _end_event(value))
+                yield _event("end", _end_event(value), response)
                 return
-            yield _event("data", process_pb.ProcessEvent.DataEvent(output=Oneof(kind, value)))
+            yield _event("data", process_pb.ProcessEvent.DataEvent(output=Oneof(kind, value)), response)
 
     def list(self, request: process_pb.ListRequest, ctx: Any) -> process_pb.ListResponse:
         live = [(pid, p) for pid, p in list(self.envd.procs.items()) if p.popen.poll() is None]

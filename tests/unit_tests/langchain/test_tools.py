@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+from langchain_core.caches import InMemoryCache
+from langchain_core.globals import set_llm_cache
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
 from pydantic import Field
 
 from rlm_plugins.errors import ConfigurationError
 from rlm_plugins.langchain import ChatRLM, SessionExpiredError
+from rlm_plugins.repl import create_sandbox
 from tests.unit_tests.langchain.scripted import ScriptedRoot, ScriptedSub, repl
 
 
@@ -99,11 +104,17 @@ def test_a_session_resumes_once_then_says_what_to_do() -> None:
 
 
 def test_expired_sessions_are_closed_and_reported() -> None:
-    model = rlm(session_ttl=0.05)
+    made = []
+
+    def local(**options):
+        made.append(create_sandbox("local", **options))
+        return made[-1]
+
+    model = ChatRLM(root=pausing_root(), sub=ScriptedSub(), sandbox=local, session_ttl=0.05)
     bound = model.bind_tools([magic])
     question = HumanMessage("q")
     paused = bound.invoke([question])
-    sandbox = next(iter(model.sessions._sessions.values())).run.sandbox
+    (sandbox,) = made
     time.sleep(0.1)
     with pytest.raises(SessionExpiredError, match="session_ttl"):
         bound.invoke([question, paused, ToolMessage("7", tool_call_id=paused.tool_calls[0]["id"])])
@@ -172,3 +183,51 @@ def test_reserved_tool_names_are_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="reserved"):
         rlm().bind_tools([llm_query])
+
+
+class ByPromptRoot(FakeMessagesListChatModel):
+    """Calls the tool first; after the results, answers from its REPL state; on a fresh run that already sees a
+    tool result in the conversation, answers 'fresh'."""
+
+    responses: list = Field(default_factory=list)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        text = "\n".join(m.text for m in messages)
+        if "The caller ran your tool calls" in text:
+            code = "FINAL(f'{secret + 1}:{list(tool_results.values())[0]}')"
+        elif "tool result 7" in text:
+            code = "FINAL('fresh')"
+        else:
+            code = "secret = 41\nmagic(3)"
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(repl(code)))])
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_cached_paused_answer_never_resumes_another_conversation(mode: str) -> None:
+    set_llm_cache(InMemoryCache())
+    try:
+        bound = ChatRLM(root=ByPromptRoot(), sub=ScriptedSub(), sandbox="inprocess").bind_tools([magic])
+
+        def invoke(messages):
+            return bound.invoke(messages) if mode == "sync" else asyncio.run(bound.ainvoke(messages))
+
+        question = HumanMessage("What is magic(3)?")
+        first = invoke([question])  # conversation A: a real run, paused
+        second = invoke([question])  # conversation B: the same question, answered from the cache
+        a_id, b_id = first.tool_calls[0]["id"], second.tool_calls[0]["id"]
+        assert a_id.startswith("call_rlm_") and a_id != b_id and not b_id.startswith("call_rlm_")
+        b_answer = invoke([question, second, ToolMessage("tool result 7", tool_call_id=b_id)])
+        assert b_answer.text == "fresh"  # B ran afresh over its own conversation, A's REPL untouched
+        a_answer = invoke([question, first, ToolMessage("103", tool_call_id=a_id)])
+        assert a_answer.text == "42:103"
+    finally:
+        set_llm_cache(None)
+
+
+def test_tool_call_ids_are_unique_per_pause() -> None:
+    root = Root(responses=[AIMessage(repl("magic(1)")), AIMessage(repl("magic(2)"))], prompts=[])
+    bound = ChatRLM(root=root, sub=ScriptedSub(), sandbox="inprocess").bind_tools([magic])
+    first = bound.invoke("q")
+    second = bound.invoke(["q", first, ToolMessage("1", tool_call_id=first.tool_calls[0]["id"])])
+    ids = [first.tool_calls[0]["id"], second.tool_calls[0]["id"]]
+    assert len(set(ids)) == 2 and ids[0].rsplit("_", 1)[0] != ids[1].rsplit("_", 1)[0]

@@ -1,0 +1,201 @@
+"""`Session`: one REPL across turns (multi-turn RLM conversations).
+
+A session owns one sandbox. Each turn is a run in that sandbox, so variables defined in earlier turns stay, and
+only what is new travels into it, following the official `rlms` package's `persistent=True` names:
+
+| name | meaning |
+| --- | --- |
+| `context_<n>` | turn n's input (turns count from 0), loaded once |
+| `context` | the current turn's input (the same object as the newest `context_<n>`; nothing is re-uploaded) |
+| `history_<n>` | turn n's messages: the question, the root model's replies, the REPL output, the answer |
+| `history` | the previous turn's messages (the newest `history_<n>`) |
+
+The official package keeps `context` (and `history`) bound to the first turn's `context_0` (`history_0`); here
+they name the newest, as a conversation reads, while every numbered name stays available.
+
+Each turn has its own budget unless `budget="session"`, which makes sub-calls, tokens, cost and time (everything
+but iterations, which stay per turn) count over the whole session. A session left unused for `idle_timeout`
+seconds releases its sandbox; using it afterwards raises `SessionExpiredError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+
+from rlm_plugins.core.budget import Budget
+from rlm_plugins.core.engine import Engine, Run
+from rlm_plugins.core.ports import Step
+from rlm_plugins.core.result import RLMResult
+from rlm_plugins.errors import ConfigurationError, SessionBusyError, SessionExpiredError
+from rlm_plugins.repl.base import Sandbox
+
+DEFAULT_QUERY = (
+    "The user's prompt is in the variable `context`. Read it in the REPL and do what it asks; answer with FINAL(...)."
+)
+
+
+class Session:
+    """A multi-turn RLM conversation over one sandbox.
+
+    Args:
+        engine: the engine whose ports and limits every turn uses.
+        idle_timeout: seconds without a turn after which the sandbox is released; None keeps it until `close()`.
+        budget: "turn" (each turn gets the engine's limits afresh) or "session" (one budget for every turn).
+
+    Examples:
+        >>> with Session(engine) as chat:  # doctest: +SKIP
+        ...     chat.completion(report, root_prompt="Which supplier is mentioned most?").response
+        ...     chat.completion(invoices, root_prompt="Which of them sent these invoices?").response
+    """
+
+    def __init__(
+        self, engine: Engine, *, idle_timeout: float | None = None, budget: Literal["turn", "session"] = "turn"
+    ) -> None:
+        if budget not in ("turn", "session"):
+            raise ConfigurationError(f"budget={budget!r}: pass 'turn' (the default) or 'session'")
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ConfigurationError(f"idle_timeout={idle_timeout!r} must be positive seconds, or None")
+        self.engine = engine
+        self.idle_timeout = idle_timeout
+        self.budget = Budget(engine.limits) if budget == "session" else None
+        self.sandbox: Sandbox | None = None
+        self.turns = 0
+        self.run: Run | None = None
+        self._history: list[dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+        self._gone: str | None = None
+        self._timer: threading.Timer | None = None
+
+    def completion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
+        """One turn: `prompt` goes into the REPL as `context_<n>` (and `context`); `root_prompt` is the question."""
+        run = self._begin(prompt, root_prompt)
+        try:
+            result = run.run_sync()
+        finally:
+            self._end(run)
+        return result
+
+    async def acompletion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
+        """The async twin of `completion`."""
+        run = self._begin(prompt, root_prompt)
+        try:
+            result = await run.run_async()
+        finally:
+            self._end(run)
+        return result
+
+    def cancel(self) -> None:
+        """Cancel the turn in progress, if any (it ends with finish_reason="cancelled")."""
+        run = self.run
+        if run is not None:
+            run.cancel()
+
+    def close(self) -> None:
+        """Cancel the turn in progress and release the sandbox; the session cannot be used afterwards."""
+        self._release("the session was closed")
+
+    async def aclose(self) -> None:
+        """The async twin of `close`."""
+        import asyncio
+
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _begin(self, prompt: Any, root_prompt: str | None) -> Run:
+        with self._lock:
+            if self._gone is not None:
+                raise SessionExpiredError(f"{self._gone}; its REPL variables are gone. Start a new session")
+            if self.run is not None:
+                raise SessionBusyError("this session is running a turn; wait for it (one turn at a time)")
+            if self._timer is not None:
+                self._timer.cancel()
+            n = self.turns
+            if self.sandbox is None:
+                engine = self.engine
+                self.sandbox = engine.sandbox_factory(
+                    max_output_chars=engine.max_output_chars, final_fields=engine.final_fields
+                )
+            loads: list[tuple[str, Any]] = [(f"context_{n}", prompt)]
+            aliases = {"context": f"context_{n}"}
+            if self._history is not None:
+                loads.append((f"history_{n - 1}", self._history))
+                aliases["history"] = f"history_{n - 1}"
+            query = (root_prompt or DEFAULT_QUERY) + _turn_note(n)
+            budget = self.budget or Budget(self.engine.limits)
+            self.run = Run(self.engine, budget, query, prompt, loads=loads, aliases=aliases, sandbox=self.sandbox)
+            return self.run
+
+    def _end(self, run: Run) -> None:
+        with self._lock:
+            self.run = None
+            self.turns += 1
+            result = run.result
+            self._history = turn_messages(run.query, run.history, result)
+            if self._gone is None:
+                self._gone = _lost(run, result, self.sandbox, self.turns - 1)
+            if self.idle_timeout is not None and self._gone is None:
+                self._timer = threading.Timer(self.idle_timeout, self._release, (_idle(self.idle_timeout),))
+                self._timer.daemon = True
+                self._timer.start()
+        if self._gone is not None:
+            self._release(self._gone)
+
+    def _release(self, why: str) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._gone = self._gone or why
+            run, sandbox, self.sandbox = self.run, self.sandbox, None
+        if run is not None:
+            run.cancel()
+        if sandbox is not None:
+            sandbox.close()
+
+
+def turn_messages(query: str, history: list[Step], result: RLMResult | None) -> list[dict[str, Any]]:
+    """A finished turn as chat messages (the shape of `history_<n>` in the official package)."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": query}]
+    for step in history:
+        messages.append({"role": "assistant", "content": step.response})
+        outputs = [run.result.stdout + run.result.stderr + (str(run.result.error or "")) for run in step.runs]
+        if outputs or step.notes:
+            messages.append({"role": "user", "content": "\n".join([*outputs, *step.notes])})
+    if result is not None:
+        messages.append({"role": "assistant", "content": f"FINAL: {result.response}"})
+    return messages
+
+
+def _lost(run: Run, result: RLMResult | None, sandbox: Sandbox | None, turn: int) -> str | None:
+    """Why a turn left the session without its REPL, if it did."""
+    if result is not None and result.finish_reason == "sandbox_error":
+        return f"the session's sandbox failed in turn {turn}"
+    if run.cancelled and not callable(getattr(sandbox, "cancel", None)):
+        return f"turn {turn} was cancelled, which stopped the session's sandbox"
+    return None
+
+
+def _turn_note(n: int) -> str:
+    if n == 0:
+        return ""
+    earlier = "`context_0`" if n == 1 else f"`context_0` ... `context_{n - 1}`"
+    return (
+        f"\n\nThis is turn {n + 1} of a conversation in one REPL: `context` is this turn's input (`context_{n}`); "
+        f"earlier inputs are {earlier}; `history` (= `history_{n - 1}`) holds the previous turn's messages and "
+        "answer, and `history_<k>` every earlier turn's. Variables you defined in earlier turns still exist."
+    )
+
+
+def _idle(seconds: float) -> str:
+    return f"the session was idle for more than idle_timeout={seconds:g}s and released its sandbox"
