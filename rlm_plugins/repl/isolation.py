@@ -246,7 +246,10 @@ def _bwrap_args(disk: int | None) -> list[str]:
         args += ["--cap-add", "CAP_SETUID,CAP_SETGID"]
     else:
         args += ["--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY)]
-    args += ["--die-with-parent", "--clearenv"]
+    # No --die-with-parent: its PR_SET_PDEATHSIG fires when the *thread* that started bwrap exits, which would kill
+    # a session's sandbox between turns run on different threads. A vanished host is caught by the driver instead
+    # (EOF on its channel), and the pid namespace ends every process with it.
+    args += ["--clearenv"]
     # The private /tmp, /proc and /dev come first: a later --tmpfs /tmp would hide a Python that lives under /tmp.
     args += [] if disk is None else ["--size", str(disk)]
     args += ["--perms", "1777", "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
