@@ -112,7 +112,7 @@ def _engine(model: ChatRLM, kwargs: dict, binding: Binding, log: CallLog) -> tup
         ),
         max_output_chars=model.max_output_chars,
         max_concurrency=model.max_concurrency,
-        tools=repl_tools(active, log),
+        tools={**model.mcp_tools, **repl_tools(active, log)},
         observers=[binding.publish],
         final_validator=final_validator(schema, pydantic_cls, choice, log),
     )

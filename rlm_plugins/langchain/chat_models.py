@@ -166,7 +166,12 @@ class ChatRLM(BaseChatModel):
     """Where runs paused for tool calls wait: None keeps them in memory; a `RedisSessionStore` shares them
     between replicas (with `sandbox="e2b"`, whose sandboxes reconnect from any process)."""
 
+    mcp_servers: list[str | dict[str, Any]] = Field(default_factory=list)
+    """MCP servers (URLs, command lines or `{"command", "args"}` dicts) whose tools become REPL functions; they are
+    started at the first call and stopped when this model is garbage-collected."""
+
     _sessions: SessionStore | None = PrivateAttr(default=None)
+    _mcp: Any = PrivateAttr(default=None)
 
     @field_validator("root", "sub", mode="before")
     @classmethod
@@ -206,6 +211,18 @@ class ChatRLM(BaseChatModel):
         return self._sessions
 
     @property
+    def mcp_tools(self) -> dict[str, Any]:
+        """The tools of `mcp_servers` as host functions (servers start on first use and are shared by copies)."""
+        if not self.mcp_servers:
+            return {}
+        if self._mcp is None:
+            from rlm_plugins.mcp.tools import McpToolset
+
+            toolset = self._mcp = McpToolset(self.mcp_servers)
+            weakref.finalize(self, toolset.close)
+        return self._mcp.tools()
+
+    @property
     def _llm_type(self) -> str:
         return "rlm"
 
@@ -226,6 +243,7 @@ class ChatRLM(BaseChatModel):
             "max_output_chars": self.max_output_chars,
             "context_threshold": self.context_threshold,
             "stop": self.stop,
+            "mcp_servers": [repr(server) for server in self.mcp_servers],
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:

@@ -135,3 +135,20 @@ def test_dspy_rlm_calls_mcp_tools_and_survives_deepcopy():
             assert program(context="pear pear").answer == 10
     finally:
         program._mcp.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_chat_rlm_calls_mcp_tools(mode):
+    from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from rlm_plugins.langchain import ChatRLM
+    from tests.unit_tests.langchain.scripted import ScriptedSub, repl
+
+    code = "total = sum(price(i) for i in context.split())\nFINAL(str(total))"
+    root = FakeMessagesListChatModel(responses=[AIMessage(repl(code))])
+    model = ChatRLM(root=root, sub=ScriptedSub(), sandbox="local", context_threshold=10, mcp_servers=[SPEC])
+    message = [HumanMessage("apple pear apple pear")]
+    result = model.invoke(message) if mode == "sync" else await model.ainvoke(message)
+    assert result.text == "16"
+    assert "mcp_servers" in model._identifying_params
