@@ -309,7 +309,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--tasks", type=int, default=16)
-    parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait before counting")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=35.0,
+        help="seconds to wait before counting (idle daemon pool threads end after 30 s)",
+    )
     args = parser.parse_args()
     private_namespace()
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
