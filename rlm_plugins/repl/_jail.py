@@ -18,7 +18,7 @@ import sys
 WORK = "/tmp/work"
 DRIVER_DIR = "/tmp/.rlm"
 DRIVER = DRIVER_DIR + "/driver.py"
-MS_NOSUID, MS_NODEV, MS_BIND = 0x2, 0x4, 0x1000
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC = 0x2, 0x4, 0x1000, 0x4000
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID = 0x1, 0x2
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 SYS_MOUNT_SETATTR = 442
@@ -62,18 +62,27 @@ def read_only_host() -> None:
     _syscall("syscall", ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), root, flags, ctypes.byref(attr), size)
 
 
-def private_storage(size: int | None, owner: tuple[int, int], driver: str) -> None:
-    """Mount the tmpfs (capped at `size` bytes when given), and lay out the work dir and the driver in it."""
+def private_storage(size: int | None, owner: tuple[int, int], driver: str, keep: list[str]) -> None:
+    """Mount the tmpfs (capped at `size` bytes when given), and lay out the work dir and the driver in it.
+
+    `keep` lists host directories under /tmp (a Python runtime or virtualenv living there) that the new tmpfs
+    would hide: each is bound back, read-only like the rest of the host, from a descriptor opened beforehand.
+    """
     from ctypes import c_ulong
 
+    with open(driver, "rb") as src:
+        source = src.read()
+    held = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)) for path in keep]
     caps = f"size={size},nr_inodes={max(1024, size // 4096)}," if size is not None else ""
     _syscall("mount", b"tmpfs", b"/tmp", b"tmpfs", c_ulong(MS_NOSUID | MS_NODEV), f"{caps}mode=1777".encode())
+    for path, fd in held:
+        os.makedirs(path, 0o755, exist_ok=True)
+        _syscall("mount", f"/proc/self/fd/{fd}".encode(), path.encode(), None, c_ulong(MS_BIND | MS_REC), None)
+        os.close(fd)
     for alias in ("/var/tmp", "/dev/shm"):
         if os.path.isdir(alias) and not os.path.islink(alias):
             _syscall("mount", b"/tmp", alias.encode(), None, c_ulong(MS_BIND), None)
     os.mkdir(DRIVER_DIR, 0o755)
-    with open(driver, "rb") as src:
-        source = src.read()
     fd = os.open(DRIVER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o444)
     with os.fdopen(fd, "wb") as out:
         out.write(source)
@@ -127,7 +136,7 @@ def main(args: list[str]) -> int:
     read_only_host()
     uid, gid = (int(x) for x in opts["--owner"][0].split(":"))
     storage = int(opts["--storage"][0]) if "--storage" in opts else None
-    private_storage(storage, (uid, gid), opts["--driver"][0])
+    private_storage(storage, (uid, gid), opts["--driver"][0], opts.get("--keep", []))
     return run_as_init(argv)
 
 

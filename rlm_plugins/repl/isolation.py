@@ -202,6 +202,9 @@ def build(level: IsolationLevel, limits: Limits, extra: list[str], tenancy: Tena
         unshare += ["--net", "--ipc", "--uts", "--"]
         jail = [*_jail_argv(tenancy.group), "--private", "--owner", f"{identity.uid}:{identity.gid}"]
         jail += ["--driver", str(DRIVER_PATH), *([] if limits.disk is None else ["--storage", str(limits.disk)])]
+        for root in _python_roots():
+            if root == "/tmp" or root.startswith("/tmp/"):  # hidden by the private /tmp: bound back read-only
+                jail += ["--keep", root]
         argv = [*prlimit, *unshare, *jail, "--", *drop, *_python_argv(_jail.DRIVER, extra)]
         return Launch(argv, _env(_jail.WORK), level, _jail.DRIVER, "/", promised)
     workdir = tenancy.workdir or "/"

@@ -189,3 +189,30 @@ def test_tmpfs_pages_count_against_the_memory_cap(isolated_level: str) -> None:
         before = used()
         assert sb.execute("open('/tmp/parked', 'wb').write(b'x' * 64 * 2**20)").ok
         assert used() - before >= 60 * MiB
+
+
+def test_a_python_living_under_tmp_still_runs_at_the_namespace_level(tmp_path_factory):
+    """CI checkouts (and their virtualenvs) may live under /tmp, which the sandbox's private tmpfs covers."""
+    from pathlib import Path
+
+    from rlm_plugins.repl import isolation
+
+    if not isolation.available("namespace"):
+        pytest.skip("the namespace level does not work on this machine")
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        venv = Path(tmp) / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+        code = (
+            "from rlm_plugins.repl import create_sandbox\n"
+            "with create_sandbox('local', isolation='namespace') as sb:\n"
+            "    print(sb.execute('print(6 * 7)').stdout, end='')\n"
+        )
+        root = Path(__file__).resolve().parents[3]
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
+        )
+    assert done.stdout == "42\n", done.stderr[-2000:]
