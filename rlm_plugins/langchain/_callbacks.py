@@ -22,7 +22,6 @@ from langchain_core.callbacks import (
     dispatch_custom_event,
 )
 from langchain_core.runnables import RunnableConfig
-from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.tracers.base import BaseTracer
 
 from rlm_plugins.core.events import (
@@ -34,6 +33,7 @@ from rlm_plugins.core.events import (
     RunStarted,
     SubCall,
 )
+from rlm_plugins.langchain._lc_private import StreamingCallbackHandler
 
 RunManager = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
 EVENT_NAMES = {
@@ -50,7 +50,7 @@ _TEXT_CAP = 4_000
 def tracers(handlers: list[Any]) -> list[Any]:
     """The handlers that record runs (LangSmith, run collectors); never plain handlers or stream consumers
     (astream_events, astream_log), which would otherwise show the root's code as the model's output."""
-    return [h for h in handlers if isinstance(h, BaseTracer) and not isinstance(h, _StreamingCallbackHandler)]
+    return [h for h in handlers if isinstance(h, BaseTracer) and not isinstance(h, StreamingCallbackHandler)]
 
 
 class Binding:

@@ -11,8 +11,9 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
-from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils.utils import LC_ID_PREFIX
+
+from rlm_plugins.langchain._lc_private import StreamingCallbackHandler
 
 STREAMING: contextvars.ContextVar[bool] = contextvars.ContextVar("rlm_streaming", default=False)
 """Set while `ChatRLM.stream`/`astream` runs its invocation: the run then reports its answer as tokens."""
@@ -70,7 +71,7 @@ def wants_tokens(run_manager: Any) -> bool:
     """Whether a run should report its answer as tokens: it is streamed, or a stream consumer listens."""
     if STREAMING.get() or HANDOFF.get() is not None:
         return True
-    return any(isinstance(h, _StreamingCallbackHandler) for h in run_manager.handlers)
+    return any(isinstance(h, StreamingCallbackHandler) for h in run_manager.handlers)
 
 
 def token_chunks(message: AIMessage, run_manager: Any) -> list[ChatGenerationChunk]:
