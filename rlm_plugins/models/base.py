@@ -41,8 +41,8 @@ class Transport(Protocol):
     async def acomplete(self, call: Call) -> Reply: ...
 
     def key_env(self) -> str | None:
-        """The environment variable the provider's key comes from, for error messages."""
-        ...
+        """The environment variable the provider's key comes from, for error messages (None when unknown)."""
+        return None
 
 
 def as_int(value: Any) -> int:

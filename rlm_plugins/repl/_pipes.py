@@ -203,6 +203,21 @@ def _widen(fd: int) -> None:
         pass
 
 
+class StderrTail:
+    """The last `TAIL_BYTES` a process wrote to stderr, for error messages."""
+
+    def __init__(self) -> None:
+        self._tail = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self._tail = (self._tail + chunk)[-TAIL_BYTES:]
+
+    def hint(self) -> str:
+        """The end of what the process wrote to stderr, for an error message ("" when it wrote nothing)."""
+        tail = bytes(self._tail).decode("utf-8", "replace").strip()
+        return f" (its last output: {tail[-500:]})" if tail else ""
+
+
 class PipeChannel:
     """A child process's pipes as a driver channel (`Pipes` underneath), plus the tail of its stderr.
 
@@ -214,7 +229,7 @@ class PipeChannel:
         self.proc = proc
         self._on_exit = on_exit
         self._name = name
-        self._tail = bytearray()
+        self.stderr = StderrTail()
         self._pipes: Pipes | None = None
 
     def write(self, data: bytes) -> None:
@@ -224,15 +239,11 @@ class PipeChannel:
 
     def serve(self, sink: Any) -> None:
         """Start reading stdout into `sink.feed` and stderr into the tail."""
-        self._pipes = own_pipes(self.proc, sink.feed, self._on_stderr, lambda: self._on_exit(self.proc.wait()))
-
-    def _on_stderr(self, chunk: bytes) -> None:
-        self._tail = (self._tail + chunk)[-TAIL_BYTES:]
+        self._pipes = own_pipes(self.proc, sink.feed, self.stderr.feed, lambda: self._on_exit(self.proc.wait()))
 
     def hint(self) -> str:
         """The end of what the process wrote to stderr, for an error message ("" when it wrote nothing)."""
-        tail = bytes(self._tail).decode("utf-8", "replace").strip()
-        return f" (its last output: {tail[-500:]})" if tail else ""
+        return self.stderr.hint()
 
     def close(self) -> None:
         if self._pipes is not None:

@@ -26,7 +26,7 @@ from rlm_plugins.errors import (
 from rlm_plugins.repl import isolation
 from rlm_plugins.repl._ascii import ascii_view
 from rlm_plugins.repl._client import DEFAULT_MAX_LINE_BYTES, DriverClient
-from rlm_plugins.repl._pipes import Pipes, own_pipes
+from rlm_plugins.repl._pipes import Pipes, StderrTail, own_pipes
 from rlm_plugins.repl.base import BaseSandbox, ExecResult, Format, IsolationLevel, Tool, plan_load
 from rlm_plugins.repl.isolation import Limits
 
@@ -90,7 +90,7 @@ class LocalSandbox(BaseSandbox):
         self._closed = False
         self._hello: Any = None
         self._group_swept = False
-        self._stderr_tail = bytearray()
+        self._stderr = StderrTail()
 
     def _choose_level(self) -> IsolationLevel:
         wanted = self.requested_isolation
@@ -138,7 +138,7 @@ class LocalSandbox(BaseSandbox):
             self._proc = self._launch(level)
             self.isolation = level
             self._client = DriverClient(self._write, on_fatal=self._kill, max_line_bytes=self.max_line_bytes)
-            self._pipes = own_pipes(self._proc, self._client.feed, self._on_stderr, self._on_exit)
+            self._pipes = own_pipes(self._proc, self._client.feed, self._stderr.feed, self._on_exit)
             self._track()
             hello = {
                 "type": "hello",
@@ -194,15 +194,12 @@ class LocalSandbox(BaseSandbox):
             self._client.result(hello, timeout=30)
         except SandboxError as exc:
             self.close()
-            raise SandboxStartError(f"the sandbox did not start: {exc}{self._stderr_hint()}") from exc
+            raise SandboxStartError(f"the sandbox did not start: {exc}{self._stderr.hint()}") from exc
 
     def _write(self, data: bytes) -> None:
         if self._pipes is None:
             raise OSError("sandbox is not running")
         self._pipes.write(data)
-
-    def _on_stderr(self, chunk: bytes) -> None:
-        self._stderr_tail = (self._stderr_tail + chunk)[-4096:]
 
     def _on_exit(self) -> None:
         """The driver's stdout ended by itself: the process is gone (or going), and every waiter learns why."""
@@ -214,11 +211,7 @@ class LocalSandbox(BaseSandbox):
 
     def _death_message(self, code: int) -> str:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        return f"the sandbox process {how}; its REPL state is lost{self._stderr_hint()}"
-
-    def _stderr_hint(self) -> str:
-        tail = bytes(self._stderr_tail).decode("utf-8", "replace").strip()
-        return f" (its last output: {tail[-500:]})" if tail else ""
+        return f"the sandbox process {how}; its REPL state is lost{self._stderr.hint()}"
 
     def _ready(self) -> DriverClient:
         if self._closed:
