@@ -260,10 +260,12 @@ class Session:
         self._finish({"value": None, "fields": to_jsonable(values)})
 
     def user_variables(self) -> dict[str, dict]:
-        hidden = {*FINAL_NAMES, ANSWER} | self.tool_names
+        hidden = set(FINAL_NAMES) | self.tool_names
         out = {}
         for name, value in self.namespace.items():
             if name.startswith("_") or name in hidden or type(value).__name__ == "module":
+                continue
+            if name == ANSWER and isinstance(value, dict) and set(value) == {"content", "ready"}:
                 continue
             out[name] = describe(value)
         return out

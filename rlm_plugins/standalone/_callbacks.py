@@ -44,6 +44,7 @@ class OfficialCallbacks:
         elif isinstance(event, TurnFinished) and self.on_iteration_complete:
             self.on_iteration_complete(event.depth, event.iteration, event.duration)
         elif isinstance(event, RunStarted) and event.parent_id is not None and self.on_subcall_start:
-            self.on_subcall_start(event.depth, self.model, event.query[:PREVIEW_CHARS])
+            shown = event.query or (event.variables[0].preview if event.variables else "")
+            self.on_subcall_start(event.depth, self.model, shown[:PREVIEW_CHARS])
         elif isinstance(event, SubCall) and event.kind == "rlm" and self.on_subcall_complete:
             self.on_subcall_complete(event.depth + 1, self.model, event.duration, event.error)
