@@ -26,11 +26,17 @@ from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.session import DEFAULT_QUERY, Session
 from rlm_plugins.errors import ConfigurationError
 from rlm_plugins.models.chat import ChatModel, ChatSubModel
-from rlm_plugins.models.pricing import context_window
 from rlm_plugins.repl.factory import sandbox_factory
 from rlm_plugins.standalone._callbacks import OfficialCallbacks
 from rlm_plugins.standalone._env import PersistentREPL
-from rlm_plugins.standalone._official import IGNORED, check_arguments, sandbox_kind
+from rlm_plugins.standalone._official import (
+    IGNORED,
+    check_arguments,
+    history_budget,
+    sandbox_kind,
+    sub_client_args,
+    with_sampling,
+)
 from rlm_plugins.standalone.clients import (
     BackendClient,
     ClientSubModel,
@@ -41,9 +47,6 @@ from rlm_plugins.standalone.clients import (
 )
 from rlm_plugins.standalone.completion import RLMChatCompletion
 
-MAX_DEFAULT_HISTORY_TOKENS = 32_000
-NO_COMPACTION_TOKENS = 2**40
-"""The history budget of `compaction=False`: the whole history is sent every turn, as the official package does."""
 ANSWER_QUERY = (
     "The user's prompt is in the variable `context`. Read it in the REPL and do what it asks; answer by setting "
     'answer["content"] and then answer["ready"] = True.'
@@ -199,41 +202,31 @@ class RLM:
         shared = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v is not None}
         root_kwargs = {**shared, **dict(model_kwargs or {}), **dict(sampling_args or {})}
         sub_kwargs = {**shared, **dict(sub_model_kwargs or {})}
-        if sub_sampling_args is not None and backend is not None and not other_backends:
-            other_backends, other_backend_kwargs = [backend], [dict(backend_kwargs or {})]
-        if other_backends is not None and len(other_backends) != 1:
-            raise ConfigurationError("other_backends takes exactly one backend (the sub-model's), as in rlms 0.1.3")
-        if sub_sampling_args is not None and other_backends:
-            first = dict((other_backend_kwargs or [{}])[0])
-            first["sampling_args"] = {**dict(first.get("sampling_args") or {}), **dict(sub_sampling_args)}
-            other_backend_kwargs = [first]
-        elif sub_sampling_args is not None:
-            sub_kwargs.update(sub_sampling_args)
+        sub_backend = sub_client_args(backend, backend_kwargs, other_backends, other_backend_kwargs, sub_sampling_args)
+        if sub_backend is None:
+            sub_kwargs.update(sub_sampling_args or {})
         if environment is not None:
             sandbox = sandbox_kind(environment, persistent)
             sandbox_options = {**dict(environment_kwargs or {}), **dict(sandbox_options or {})}
         instructions = functools.partial(system_prompt, final_style=final_style, custom=custom_system_prompt)
 
         def chat_policy(complete: Any, acomplete: Any, name: str, chat_model: str) -> ChatPolicy:
-            budget = _history_budget(chat_model, max_history_tokens, compaction, compaction_threshold_pct)
+            budget = history_budget(chat_model, max_history_tokens, compaction, compaction_threshold_pct)
             return ChatPolicy(complete, acomplete, model=name, max_history_tokens=budget, instructions=instructions)
 
         if backend is not None:
-            bk = dict(backend_kwargs or {})
-            if sampling_args:
-                bk["sampling_args"] = {**dict(bk.get("sampling_args") or {}), **dict(sampling_args)}
+            bk = with_sampling(backend_kwargs, sampling_args)
             self.client = get_client(backend, bk)
             model = client_name(self.client, bk)
             root_chat = self.client.chat.model if isinstance(self.client, BackendClient) else model
             if policy is None:
                 complete, acomplete = client_policy(self.client, model)
                 policy = chat_policy(complete, acomplete, model, root_chat)
-            if sub_model is None and not other_backends:
+            if sub_model is None and sub_backend is None:
                 sub_model = ClientSubModel(self.client, model)
-        if other_backends:
-            okw = dict((other_backend_kwargs or [{}])[0])
-            sub_client = get_client(other_backends[0], okw)
-            sub_model = ClientSubModel(sub_client, client_name(sub_client, okw))
+        if sub_backend is not None:
+            sub_client = get_client(*sub_backend)
+            sub_model = ClientSubModel(sub_client, client_name(sub_client, sub_backend[1]))
         if policy is None:
             if not model:
                 raise ConfigurationError("pass model='provider/model' (e.g. 'openai/gpt-5-mini') or a policy")
@@ -261,7 +254,7 @@ class RLM:
                 backend=backend or "litellm",
                 backend_kwargs={k: v for k, v in (backend_kwargs or root_kwargs).items() if "key" not in k},
                 environment_type=environment or (sandbox if isinstance(sandbox, str) else "custom"),
-                other_backends=list(other_backends or [getattr(sub_model, "name", "sub")]),
+                other_backends=[sub_backend[0] if sub_backend else getattr(sub_model, "name", "sub")],
             )
             observers.append(logger)
         callbacks = OfficialCallbacks(
@@ -403,19 +396,3 @@ class RLM:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _history_budget(model: str, tokens: int | None, compaction: bool | None, threshold: float) -> int | None:
-    """The root history budget in tokens: as given, else from `compaction` and the model's known context window."""
-    if tokens is not None:
-        return tokens
-    if compaction is False:
-        return NO_COMPACTION_TOKENS
-    window = context_window(model)
-    if window is None:
-        return None
-    if compaction:
-        if not 0 < threshold <= 1:
-            raise ConfigurationError(f"compaction_threshold_pct={threshold!r} must be in (0, 1]")
-        return int(window * threshold)
-    return min(window // 2, MAX_DEFAULT_HISTORY_TOKENS)
