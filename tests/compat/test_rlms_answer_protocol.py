@@ -83,3 +83,8 @@ def test_refuse_premature_final_is_configurable_either_way(clients: Clients) -> 
     assert strict.completion("x" * 5_000).iterations == 3
     lenient = _ours([answer("guess")], refuse_premature_final=False).completion("x" * 5_000)
     assert (lenient.response, lenient.iterations) == ("guess", 1)
+
+
+def test_a_computed_answer_in_the_first_reply_passes_even_with_model() -> None:
+    result = _ours([repl("answer['content'] = len(context)\nanswer['ready'] = True")]).completion("x" * 5_000)
+    assert (result.answer, result.iterations) == (5_000, 1)

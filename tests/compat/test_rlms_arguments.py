@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -152,9 +153,11 @@ def test_verbose_prints_progress(clients: Clients, capsys: pytest.CaptureFixture
     assert capsys.readouterr().err.strip()
 
 
-def test_depth_at_max_depth_is_one_plain_call(clients: Clients) -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_depth_at_max_depth_is_one_plain_call(clients: Clients, mode: str) -> None:
     client = clients.add("m", ["plain reply"])
-    result = RLM(**OFFICIAL, backend_kwargs=M, depth=1, max_depth=1).completion("what is 2+2?")
+    rlm = RLM(**OFFICIAL, backend_kwargs=M, depth=1, max_depth=1)
+    result = rlm.completion("what is 2+2?") if mode == "sync" else asyncio.run(rlm.acompletion("what is 2+2?"))
     assert (result.response, result.iterations, result.root_model) == ("plain reply", 0, "m")
     assert client.prompts == [[{"role": "user", "content": "what is 2+2?"}]]
 

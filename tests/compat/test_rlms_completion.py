@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+
+import pytest
 
 from rlm_plugins import RLM, RLMLogger, RLMResult
 from rlm_plugins.core.result import ModelUsageSummary, UsageSummary
@@ -21,8 +24,13 @@ def _two_models(clients: Clients) -> RLM:
     )
 
 
-def test_completion_has_the_official_fields(clients: Clients) -> None:
-    result = _two_models(clients).completion("the context", root_prompt="q?")
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_completion_has_the_official_fields(clients: Clients, mode: str) -> None:
+    rlm = _two_models(clients)
+    if mode == "sync":
+        result = rlm.completion("the context", root_prompt="q?")
+    else:
+        result = asyncio.run(rlm.acompletion("the context", root_prompt="q?"))
     assert isinstance(result, RLMChatCompletion) and isinstance(result, RLMResult)
     assert (result.root_model, result.prompt, result.response) == ("root-m", "the context", "done")
     assert result.execution_time > 0 and result.metadata is None

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from rlm_plugins import RLM
@@ -34,19 +36,26 @@ def test_model_shape_binds_them_to_the_newest_and_the_choice_is_configurable(cli
     assert [a[0] for a in answers] == ["one", "two"]
 
 
+def _call(rlm: RLM, prompt: str, mode: str) -> object:
+    return rlm.completion(prompt) if mode == "sync" else asyncio.run(rlm.acompletion(prompt))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("environment", ["ipython", "local"])
-def test_contexts_histories_and_variables_are_in_the_repl_between_turns(clients: Clients, environment: str) -> None:
+def test_contexts_histories_and_variables_are_in_the_repl_between_turns(
+    clients: Clients, environment: str, mode: str
+) -> None:
     clients.add("m", [repl("kept = 41 + 1"), answer("ok")])
     rlm = RLM(backend="openai", backend_kwargs=M, environment=environment, persistent=True)
     assert rlm.persistent_env is None
-    rlm.completion("first")
+    _call(rlm, "first", mode)
     env = rlm.persistent_env
     assert env is not None and env is rlm._persistent_env
     assert (env.get_context_count(), env.get_history_count()) == (1, 1)
     assert env.locals["context_0"] == "first" and env.locals["kept"] == 42
     assert env.locals["history_0"][-1] == {"role": "assistant", "content": "FINAL: ok"}
     assert "history_1" not in env.locals and "kept" in list(env.locals)
-    rlm.completion("second")
+    _call(rlm, "second", mode)
     assert rlm.persistent_env is env and env.locals["context_1"] == "second" and env.get_history_count() == 2
     rlm.close()
     assert rlm.persistent_env is None
