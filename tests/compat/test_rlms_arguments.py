@@ -190,3 +190,15 @@ def test_unsupported_environments_are_named(environment: str) -> None:
         RLM(model="openai/gpt-5-mini", environment=environment)
     with pytest.raises(ValueError, match="persistent=True is not supported"):
         RLM(model="openai/gpt-5-mini", environment=environment, persistent=True)
+
+
+def test_max_concurrent_subcalls_bounds_the_batches(clients: Clients) -> None:
+    clients.add("m", [answer("ok")])
+    assert RLM(**OFFICIAL, backend_kwargs=M, max_concurrent_subcalls=3).engine.max_concurrency == 3
+
+
+def test_environment_kwargs_configure_the_sandbox(clients: Clients) -> None:
+    clients.add("m", [answer("ok")])
+    rlm = RLM(backend="openai", backend_kwargs=M, environment="local", environment_kwargs={"isolation": "bogus"})
+    with pytest.raises(ConfigurationError, match="isolation='bogus'"):
+        rlm.completion("c")
