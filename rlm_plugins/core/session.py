@@ -97,16 +97,20 @@ class Session:
         finally:
             kept = self._end(run)
             if kept is not None:
-                try:
-                    await kept[0].aload(kept[1], kept[2])
-                except Exception as exc:  # the sandbox died: the session is over
-                    self._release(f"the session's sandbox failed storing {kept[1]}: {exc}")
+                await self._akeep(*kept)
         return result
 
     def _keep(self, sandbox: Sandbox, name: str, messages: list[dict[str, Any]]) -> None:
         """Store the finished turn's messages as `history_<n>` in the REPL (the sync path)."""
         try:
             sandbox.load(name, messages)
+        except Exception as exc:  # the sandbox died: the session is over
+            self._release(f"the session's sandbox failed storing {name}: {exc}")
+
+    async def _akeep(self, sandbox: Sandbox, name: str, messages: list[dict[str, Any]]) -> None:
+        """The async twin of `_keep`."""
+        try:
+            await sandbox.aload(name, messages)
         except Exception as exc:  # the sandbox died: the session is over
             self._release(f"the session's sandbox failed storing {name}: {exc}")
 
