@@ -2,6 +2,7 @@
 
     RLMError
     ├── ConfigurationError        (also ValueError) a bad argument: the message names the one to change
+    │   └── UnknownArgumentError  (also TypeError) an argument the call does not take; names the nearest one
     ├── SandboxError
     │   ├── SandboxStartError     the sandbox could not start
     │   │   └── IsolationUnavailableError   isolation="require" but no isolation level works here
@@ -47,6 +48,10 @@ class RLMError(Exception):
 
 class ConfigurationError(RLMError, ValueError):
     """An argument or option is invalid; the message says which and what to pass instead."""
+
+
+class UnknownArgumentError(ConfigurationError, TypeError):
+    """A keyword argument the call does not take; the message names the nearest valid one."""
 
 
 class SandboxError(RLMError):

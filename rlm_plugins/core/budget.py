@@ -20,14 +20,19 @@ class Limits:
     max_time: float | None = None
     max_tokens: int | None = None
     max_cost: float | None = None
+    max_errors: int | None = None
+    """Consecutive turns whose code failed after which a run stops (finish_reason "max_errors"); per run."""
 
     def __post_init__(self) -> None:
-        for name in ("max_iterations", "max_llm_calls", "max_depth", "max_time", "max_tokens", "max_cost"):
+        names = ("max_iterations", "max_llm_calls", "max_depth", "max_time", "max_tokens", "max_cost", "max_errors")
+        for name in names:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigurationError(f"{name}={value!r} must be >= 0 (or None for no limit)")
         if self.max_iterations < 1:
             raise ConfigurationError(f"max_iterations={self.max_iterations!r} must be at least 1")
+        if self.max_errors == 0:
+            raise ConfigurationError("max_errors=0 would stop every run at once; pass 1 or more (or None)")
 
 
 class Budget:

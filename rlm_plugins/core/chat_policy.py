@@ -53,6 +53,7 @@ class ChatPolicy:
         system_role: the role of the instructions message: "system", "developer", or "user" for chat templates
             without a system role (the instructions then open the first user message).
         max_history_tokens: the same budget in tokens (about 4 characters each); overrides `max_history_chars`.
+        instructions: builds the system prompt from the run state; `prompts.system_prompt` by default.
 
     Examples:
         >>> from rlm_plugins.core.ports import RunState
@@ -72,6 +73,7 @@ class ChatPolicy:
         keep_recent_steps: int = 4,
         system_role: str = "system",
         max_history_tokens: int | None = None,
+        instructions: Callable[[RunState], str] = system_prompt,
     ) -> None:
         if not callable(complete):
             raise ConfigurationError("complete must be a function taking a list of message dicts; got a non-callable")
@@ -88,6 +90,7 @@ class ChatPolicy:
         if system_role not in SYSTEM_ROLES:
             raise ConfigurationError(f"system_role={system_role!r} is not one of {sorted(SYSTEM_ROLES)}")
         self.system_role = system_role
+        self.instructions = instructions
         self.complete = complete
         self.acomplete = acomplete
         self.model = model
@@ -160,7 +163,7 @@ class ChatPolicy:
 
         Returns the messages and whether this request compacted turns that the previous one still held in full.
         """
-        messages = [_message(self.system_role, system_prompt(state))]
+        messages = [_message(self.system_role, self.instructions(state))]
         history = state.history
         if not history:
             return _roles([*messages, _message("user", prompt)]), False

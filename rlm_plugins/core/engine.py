@@ -16,7 +16,17 @@ from typing import Any
 from rlm_plugins.core._lifecycle import RunLifecycle
 from rlm_plugins.core.budget import Budget, Limits
 from rlm_plugins.core.drivers import adrive, drive
-from rlm_plugins.core.events import CodeExecuted, FinalReached, Observer, RootStep, RunFinished, RunStarted, emit
+from rlm_plugins.core.events import (
+    CodeExecuted,
+    FinalReached,
+    Observer,
+    RootStep,
+    RunFinished,
+    RunStarted,
+    TurnFinished,
+    TurnStarted,
+    emit,
+)
 from rlm_plugins.core.feedback import model_error
 from rlm_plugins.core.final_checks import final_problem
 from rlm_plugins.core.parsing import FinalVar
@@ -45,6 +55,7 @@ class Engine:
         sandbox_factory: makes a new sandbox per run (see `SandboxFactory`).
         limits: iteration, sub-call, depth, time, token and cost limits.
         tools: host functions user code may call by name.
+        sub_tools: the tools of rlm_query children (depth >= 1) instead of `tools`; None gives them `tools`.
         observers: callables that receive every event of every run.
         final_fields: output field names for SUBMIT(**fields) (DSPy); None means FINAL(value).
         final_validator: checks a final answer before the run accepts it.
@@ -67,6 +78,7 @@ class Engine:
         final_fields: list[str] | None = None,
         final_validator: FinalValidator | None = None,
         refuse_premature_final: bool = True,
+        sub_tools: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         self.policy = policy
         self.sub_model = sub_model
@@ -75,13 +87,8 @@ class Engine:
         self.max_output_chars = max_output_chars
         self.max_concurrency = max_concurrency
         self.exec_timeout = exec_timeout
-        self.tools = dict(tools or {})
-        clash = sorted(RESERVED_NAMES & set(self.tools))
-        if clash:
-            raise ConfigurationError(f"tool names {clash} are reserved by the REPL; rename those tools")
-        bad = [name for name in self.tools if not name.isidentifier()]
-        if bad:
-            raise ConfigurationError(f"tool names {bad} are not Python identifiers; rename those tools")
+        self.tools = _checked_tools(tools)
+        self.sub_tools = None if sub_tools is None else _checked_tools(sub_tools)
         self.observers = list(observers or [])
         self.final_fields = final_fields
         self.final_validator = final_validator
@@ -199,7 +206,13 @@ class Run(RunLifecycle):
     def tools(self, sync: bool) -> dict[str, Any]:
         """The functions the REPL may call during this run: the engine's tools and the sub-call built-ins."""
         builtins = self.subcalls.sync_tools() if sync else self.subcalls.async_tools()
-        return {**self.engine.tools, **builtins}
+        return {**self.host_tools, **builtins}
+
+    @property
+    def host_tools(self) -> dict[str, Any]:
+        """The engine's tools at this run's depth (`Engine.sub_tools` below the root, when given)."""
+        engine = self.engine
+        return engine.tools if self.depth == 0 or engine.sub_tools is None else engine.sub_tools
 
     def steps(self) -> Generator[Operation, Any, RLMResult]:
         """The loop itself: yields operations, receives their results, returns the RLMResult.
@@ -226,6 +239,7 @@ class Run(RunLifecycle):
                 break
             state.iteration = len(history) + 1
             t0 = time.perf_counter()
+            emit(self.observers, TurnStarted(self.run_id, self.depth, state.iteration))
             try:
                 action: Action = yield Act(state)
             except ModelError as exc:
@@ -240,6 +254,8 @@ class Run(RunLifecycle):
             emit(self.observers, RootStep(self.run_id, self.depth, step.iteration, action, time.perf_counter() - t0))
             self.reason = yield from self._act_on(action, step)
             step.duration = time.perf_counter() - t0
+            emit(self.observers, TurnFinished(self.run_id, self.depth, step.iteration, step.duration))
+            self.reason = self.reason or _error_streak(history, budget.limits.max_errors)
         refused = self.subcalls.reserve_turn() if self.final is None and self.reason != "cancelled" else None
         if refused:
             self.error = f"the extract step was not run: {refused}"
@@ -268,7 +284,7 @@ class Run(RunLifecycle):
         state = RunState(
             query=self.query,
             variables=variables,
-            tools=describe_tools(engine.tools),
+            tools=describe_tools(self.host_tools),
             history=self.history,
             iteration=0,
             max_iterations=limits.max_iterations,
@@ -360,6 +376,25 @@ class Run(RunLifecycle):
             depth=self.depth,
             error=error or self.error,
         )
+
+
+def _checked_tools(tools: Mapping[str, Callable[..., Any]] | None) -> dict[str, Callable[..., Any]]:
+    tools = dict(tools or {})
+    clash = sorted(RESERVED_NAMES & set(tools))
+    if clash:
+        raise ConfigurationError(f"tool names {clash} are reserved by the REPL; rename those tools")
+    bad = [name for name in tools if not name.isidentifier()]
+    if bad:
+        raise ConfigurationError(f"tool names {bad} are not Python identifiers; rename those tools")
+    return tools
+
+
+def _error_streak(history: list[Step], max_errors: int | None) -> str | None:
+    """ "max_errors" once the last `max_errors` turns each ran code that failed."""
+    if max_errors is None or len(history) < max_errors:
+        return None
+    recent = history[-max_errors:]
+    return "max_errors" if all(any(not run.result.ok for run in step.runs) for step in recent) else None
 
 
 def _model_name(policy: Any) -> str:

@@ -36,6 +36,21 @@ class RunStarted(Event):
 
 
 @dataclass
+class TurnStarted(Event):
+    """A root-model turn begins (before the model is asked)."""
+
+    iteration: int
+
+
+@dataclass
+class TurnFinished(Event):
+    """A turn's reply was acted on (its code ran); `duration` covers the model call and the code."""
+
+    iteration: int
+    duration: float
+
+
+@dataclass
 class RootStep(Event):
     """The root model answered; `messages` is what it was sent when the policy exposes it."""
 

@@ -69,7 +69,8 @@ def _unread_output(step: Step) -> bool:
 
 
 def _literal_final(code: str) -> str | None:
-    """The source of FINAL's argument when every FINAL/SUBMIT call in `code` passes only literals, else None."""
+    """The source of FINAL's argument when every FINAL/SUBMIT call in `code` passes only literals (or, without such
+    calls, every value assigned to `answer["content"]` is a literal), else None."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
@@ -79,12 +80,32 @@ def _literal_final(code: str) -> str | None:
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FINAL_CALLS
     ]
-    if not calls or any(call.func.id == "FINAL_VAR" for call in calls):  # type: ignore[union-attr]
+    if any(call.func.id == "FINAL_VAR" for call in calls):  # type: ignore[union-attr]
         return None
     arguments = [arg for call in calls for arg in [*call.args, *(kw.value for kw in call.keywords)]]
+    if not calls:
+        arguments = _answer_contents(tree)
     if not arguments or not all(_is_literal(arg) for arg in arguments):
         return None
     return ast.unparse(arguments[-1])
+
+
+def _answer_contents(tree: ast.AST) -> list[ast.expr]:
+    """The values a block assigns to `answer["content"]`, when it also sets `answer["ready"]` (the answer dict)."""
+    assigned: dict[str, list[ast.expr]] = {"content": [], "ready": []}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if (
+                isinstance(target, ast.Subscript)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "answer"
+                and isinstance(target.slice, ast.Constant)
+                and target.slice.value in assigned
+            ):
+                assigned[target.slice.value].append(node.value)
+    return assigned["content"] if assigned["ready"] else []
 
 
 def _is_literal(node: ast.AST) -> bool:

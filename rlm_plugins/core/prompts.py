@@ -51,6 +51,14 @@ FINAL_ENDING = (
     "End by calling `FINAL(answer)` or `FINAL_VAR(variable_name)` inside a ```repl block, after you have seen the "
     "output that supports the answer. A `FINAL(...)` written as plain text is accepted only in a reply with no code."
 )
+ANSWER_ENDING = (
+    'End by setting `answer["content"] = ...` and then `answer["ready"] = True` inside a ```repl block, after you '
+    "have seen the output that supports the answer."
+)
+FINAL_STYLES = ("final", "answer")
+"""How the system prompt teaches a run to end: `FINAL(...)` / `FINAL_VAR(...)`, or the official `rlms` 0.1.3
+`answer` dict. The REPL accepts both either way."""
+CUSTOM_TEMPLATE = "{custom}\n\n## What the REPL holds\n{variables}\n\n## Functions in the REPL\n{functions}"
 SUBMIT_ENDING = (
     "End by calling `SUBMIT({fields})` inside a ```repl block, with every output field, after you have seen the "
     "output that supports them."
@@ -162,15 +170,22 @@ def _short_repr(value: Any, limit: int, depth: int = 0) -> str:
         return f"<{type(value).__name__}>"[:limit]
 
 
-def system_prompt(state: RunState) -> str:
-    """The root model's standing instructions: what the REPL holds, the functions it offers, and how to end."""
+def system_prompt(state: RunState, final_style: str = "final", custom: str | None = None) -> str:
+    """The root model's standing instructions: what the REPL holds, the functions it offers, and how to end.
+
+    `final_style` ("final" or "answer", see `FINAL_STYLES`) picks the ending taught; `custom` replaces the
+    instructions, followed by what the REPL holds and its functions.
+    """
+    functions = "\n".join(_functions(state, final_style))
+    if custom is not None:
+        return CUSTOM_TEMPLATE.format(custom=custom.strip(), variables=_variables(state), functions=functions)
     if state.final_fields:
         ending = SUBMIT_ENDING.format(fields=", ".join(f"{name}=..." for name in state.final_fields))
     else:
-        ending = FINAL_ENDING
+        ending = ANSWER_ENDING if final_style == "answer" else FINAL_ENDING
     return SYSTEM_TEMPLATE.format(
         variables=_variables(state),
-        functions="\n".join(_functions(state)),
+        functions=functions,
         max_output_chars=state.max_output_chars,
         ending=ending,
     )
@@ -213,7 +228,7 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def _functions(state: RunState) -> list[str]:
+def _functions(state: RunState, final_style: str = "final") -> list[str]:
     lines = [
         "- `llm_query(prompt: str) -> str`: one sub-model call. The sub-model sees only the prompt you pass (no "
         "REPL, no variables), so put the chunk of data and the question in it. It reads far more than you can "
@@ -229,6 +244,11 @@ def _functions(state: RunState) -> list[str]:
     if state.final_fields:
         fields = ", ".join(f"{name}=..." for name in state.final_fields)
         lines.append(f"- `SUBMIT({fields})`: end the run with these output fields.")
+    elif final_style == "answer":
+        lines.append(
+            '- `answer`: a dict, `{"content": "", "ready": False}`. Set `answer["content"]` to the answer, then '
+            '`answer["ready"] = True`: the run ends after that block.'
+        )
     else:
         lines.append("- `FINAL(value)`: end the run with `value` as the answer.")
         lines.append("- `FINAL_VAR(name: str)`: end the run with the REPL variable called `name` as the answer.")

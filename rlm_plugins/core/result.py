@@ -15,6 +15,7 @@ FINISH_REASONS = (
     "max_time",
     "max_tokens",
     "max_cost",
+    "max_errors",
     "sandbox_error",
 )
 
@@ -67,7 +68,7 @@ class RLMResult:
     @property
     def usage_summary(self) -> UsageSummary:
         """Usage in the official `rlms` shape (`model_usage_summaries`, `to_dict()`), for code written for it."""
-        return UsageSummary(self.usage)
+        return UsageSummary.from_usage(self.usage)
 
     @property
     def trajectory(self) -> list[dict[str, Any]]:
@@ -87,38 +88,75 @@ class RLMResult:
 
 
 @dataclass
-class UsageSummary:
-    """Per-model usage shaped like the official package's `UsageSummary`."""
+class ModelUsageSummary:
+    """One model's calls, tokens and cost, shaped like the official `rlms` package's `ModelUsageSummary`."""
 
-    usage: dict[str, Usage]
+    total_calls: int
+    total_input_tokens: int
+    total_output_tokens: int
+    total_cost: float | None = None
 
-    @property
-    def model_usage_summaries(self) -> dict[str, dict[str, Any]]:
-        return {
-            model: {
-                "total_calls": u.calls,
-                "total_input_tokens": u.input_tokens,
-                "total_output_tokens": u.output_tokens,
-                "total_cost": u.cost,
-            }
-            for model, u in self.usage.items()
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "total_calls": self.total_calls,
+            "total_input_tokens": self.total_input_tokens,
+            "total_output_tokens": self.total_output_tokens,
         }
+        if self.total_cost is not None:
+            out["total_cost"] = self.total_cost
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelUsageSummary:
+        return cls(
+            int(data.get("total_calls") or 0),
+            int(data.get("total_input_tokens") or 0),
+            int(data.get("total_output_tokens") or 0),
+            data.get("total_cost"),
+        )
+
+
+@dataclass
+class UsageSummary:
+    """Per-model usage shaped like the official package's `UsageSummary` (keyed by model name)."""
+
+    model_usage_summaries: dict[str, ModelUsageSummary] = field(default_factory=dict)
+
+    @classmethod
+    def from_usage(cls, usage: dict[str, Usage], names: dict[str, str] | None = None) -> UsageSummary:
+        """From per-model `Usage`; `names` renames models (usage of models renamed alike is summed)."""
+        merged: dict[str, Usage] = {}
+        for model, u in usage.items():
+            merged.setdefault((names or {}).get(model, model), Usage()).add(u)
+        return cls(
+            {model: ModelUsageSummary(u.calls, u.input_tokens, u.output_tokens, u.cost) for model, u in merged.items()}
+        )
 
     @property
     def total_input_tokens(self) -> int:
-        return sum(u.input_tokens for u in self.usage.values())
+        return sum(u.total_input_tokens for u in self.model_usage_summaries.values())
 
     @property
     def total_output_tokens(self) -> int:
-        return sum(u.output_tokens for u in self.usage.values())
+        return sum(u.total_output_tokens for u in self.model_usage_summaries.values())
 
     @property
     def total_cost(self) -> float | None:
-        costs = [u.cost for u in self.usage.values() if u.cost is not None]
+        costs = [u.total_cost for u in self.model_usage_summaries.values() if u.total_cost is not None]
         return sum(costs) if costs else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_usage_summaries": self.model_usage_summaries}
+        out: dict[str, Any] = {
+            "model_usage_summaries": {model: u.to_dict() for model, u in self.model_usage_summaries.items()}
+        }
+        if self.total_cost is not None:
+            out["total_cost"] = self.total_cost
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UsageSummary:
+        summaries = data.get("model_usage_summaries") or {}
+        return cls({model: ModelUsageSummary.from_dict(u) for model, u in summaries.items()})
 
 
 def _output(result: Any) -> str:

@@ -11,7 +11,8 @@ only what is new travels into it, following the official `rlms` package's `persi
 | `history` | the previous turn's messages (the newest `history_<n>`) |
 
 The official package keeps `context` (and `history`) bound to the first turn's `context_0` (`history_0`); here
-they name the newest, as a conversation reads, while every numbered name stays available.
+they name the newest, as a conversation reads (`aliases="first"` gives the official binding), while every numbered
+name stays available. `history_<n>` is stored when turn n ends, so it is in the REPL between turns.
 
 Each turn has its own budget unless `budget="session"`, which makes sub-calls, tokens, cost and time (everything
 but iterations, which stay per turn) count over the whole session. A session left unused for `idle_timeout`
@@ -42,6 +43,8 @@ class Session:
         engine: the engine whose ports and limits every turn uses.
         idle_timeout: seconds without a turn after which the sandbox is released; None keeps it until `close()`.
         budget: "turn" (each turn gets the engine's limits afresh) or "session" (one budget for every turn).
+        aliases: what `context` and `history` name: "newest" (this turn's input, the previous turn's messages) or
+            "first" (`context_0` and `history_0`, as the official `rlms` package binds them).
 
     Examples:
         >>> with Session(engine) as chat:  # doctest: +SKIP
@@ -50,10 +53,18 @@ class Session:
     """
 
     def __init__(
-        self, engine: Engine, *, idle_timeout: float | None = None, budget: Literal["turn", "session"] = "turn"
+        self,
+        engine: Engine,
+        *,
+        idle_timeout: float | None = None,
+        budget: Literal["turn", "session"] = "turn",
+        aliases: Literal["newest", "first"] = "newest",
     ) -> None:
         if budget not in ("turn", "session"):
             raise ConfigurationError(f"budget={budget!r}: pass 'turn' (the default) or 'session'")
+        if aliases not in ("newest", "first"):
+            raise ConfigurationError(f"aliases={aliases!r}: pass 'newest' (the default) or 'first'")
+        self.aliases = aliases
         if idle_timeout is not None and idle_timeout <= 0:
             raise ConfigurationError(f"idle_timeout={idle_timeout!r} must be positive seconds, or None")
         self.engine = engine
@@ -73,7 +84,9 @@ class Session:
         try:
             result = run.run_sync()
         finally:
-            self._end(run)
+            kept = self._end(run)
+            if kept is not None:
+                self._keep(*kept)
         return result
 
     async def acompletion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
@@ -82,8 +95,24 @@ class Session:
         try:
             result = await run.run_async()
         finally:
-            self._end(run)
+            kept = self._end(run)
+            if kept is not None:
+                await self._akeep(*kept)
         return result
+
+    def _keep(self, sandbox: Sandbox, name: str, messages: list[dict[str, Any]]) -> None:
+        """Store the finished turn's messages as `history_<n>` in the REPL (the sync path)."""
+        try:
+            sandbox.load(name, messages)
+        except Exception as exc:  # the sandbox died: the session is over
+            self._release(f"the session's sandbox failed storing {name}: {exc}")
+
+    async def _akeep(self, sandbox: Sandbox, name: str, messages: list[dict[str, Any]]) -> None:
+        """The async twin of `_keep`."""
+        try:
+            await sandbox.aload(name, messages)
+        except Exception as exc:  # the sandbox died: the session is over
+            self._release(f"the session's sandbox failed storing {name}: {exc}")
 
     def cancel(self) -> None:
         """Cancel the turn in progress, if any (it ends with finish_reason="cancelled")."""
@@ -128,16 +157,17 @@ class Session:
                     max_output_chars=engine.max_output_chars, final_fields=engine.final_fields
                 )
             loads: list[tuple[str, Any]] = [(f"context_{n}", prompt)]
-            aliases = {"context": f"context_{n}"}
+            first = self.aliases == "first"
+            aliases = {"context": f"context_{0 if first else n}"}
             if self._history is not None:
-                loads.append((f"history_{n - 1}", self._history))
-                aliases["history"] = f"history_{n - 1}"
-            query = (root_prompt or DEFAULT_QUERY) + _turn_note(n)
+                aliases["history"] = f"history_{0 if first else n - 1}"
+            query = (root_prompt or DEFAULT_QUERY) + _turn_note(n, first)
             budget = self.budget or Budget(self.engine.limits)
             self.run = Run(self.engine, budget, query, prompt, loads=loads, aliases=aliases, sandbox=self.sandbox)
             return self.run
 
-    def _end(self, run: Run) -> None:
+    def _end(self, run: Run) -> tuple[Sandbox, str, Any] | None:
+        """Close the turn; returns (sandbox, `history_<n>`, messages) to store, unless the sandbox is gone."""
         with self._lock:
             self.run = None
             self.turns += 1
@@ -149,8 +179,11 @@ class Session:
                 self._timer = threading.Timer(self.idle_timeout, self._release, (_idle(self.idle_timeout),))
                 self._timer.daemon = True
                 self._timer.start()
-        if self._gone is not None:
-            self._release(self._gone)
+            sandbox = self.sandbox
+        if self._gone is not None or sandbox is None:
+            self._release(self._gone or "the session's sandbox is gone")
+            return None
+        return sandbox, f"history_{self.turns - 1}", self._history
 
     def _release(self, why: str) -> None:
         with self._lock:
@@ -186,10 +219,16 @@ def _lost(run: Run, result: RLMResult | None, sandbox: Sandbox | None, turn: int
     return None
 
 
-def _turn_note(n: int) -> str:
+def _turn_note(n: int, first: bool = False) -> str:
     if n == 0:
         return ""
     earlier = "`context_0`" if n == 1 else f"`context_0` ... `context_{n - 1}`"
+    if first:
+        return (
+            f"\n\nThis is turn {n + 1} of a conversation in one REPL: this turn's input is `context_{n}`; earlier "
+            f"inputs are {earlier} (`context` is `context_0`); `history_<k>` holds turn k's messages and answer "
+            "(`history` is `history_0`). Variables you defined in earlier turns still exist."
+        )
     return (
         f"\n\nThis is turn {n + 1} of a conversation in one REPL: `context` is this turn's input (`context_{n}`); "
         f"earlier inputs are {earlier}; `history` (= `history_{n - 1}`) holds the previous turn's messages and "

@@ -28,6 +28,8 @@ from typing import Any, Callable
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_OUTPUT_CHARS = 10_000
 FINAL_NAMES = ("FINAL", "FINAL_VAR", "SUBMIT", "SHOW_VARS")
+ANSWER = "answer"
+"""The official `rlms` 0.1.3 protocol: a cell setting `answer["ready"] = True` ends the run with `answer["content"]`."""
 
 
 class _Stop(BaseException):
@@ -204,6 +206,14 @@ class Session:
         ns["FINAL_VAR"] = self._final_var
         ns["SUBMIT"] = self._submit
         ns["SHOW_VARS"] = self._show_vars
+        ns[ANSWER] = {"content": "", "ready": False}
+
+    def _answer_ready(self) -> None:
+        """Take `answer["content"]` as the final answer once a cell set `answer["ready"]` (FINAL's mode only)."""
+        answer = self.namespace.get(ANSWER)
+        if self._final is None and self.final_fields is None and isinstance(answer, dict) and answer.get("ready"):
+            self._final = {"value": to_jsonable(answer.get("content"))}
+            self.namespace[ANSWER] = {"content": "", "ready": False}
 
     def _finish(self, payload: dict) -> None:
         with self._final_lock:
@@ -254,6 +264,8 @@ class Session:
         out = {}
         for name, value in self.namespace.items():
             if name.startswith("_") or name in hidden or type(value).__name__ == "module":
+                continue
+            if name == ANSWER and isinstance(value, dict) and set(value) == {"content", "ready"}:
                 continue
             out[name] = describe(value)
         return out
@@ -325,6 +337,7 @@ class Session:
                 value = None
                 if self._final is None:
                     error = self._error(exc, filename)
+            self._answer_ready()
         return {
             "stdout": out.getvalue(),
             "stderr": err.getvalue(),
