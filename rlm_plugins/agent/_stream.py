@@ -49,21 +49,28 @@ def stream_sync(run: Callable[[Sink], RLMResult], turn: int, cancel: Callable[[]
 async def stream_async(run: Callable[[Sink], Awaitable[RLMResult]], turn: int) -> AsyncIterator[AgentEvent]:
     """Run `run(sink)` as a task and yield what it hands `sink` (from any thread), then the closing events."""
     loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
     events: asyncio.Queue[AgentEvent] = asyncio.Queue()
 
     def put(event: AgentEvent) -> None:
-        loop.call_soon_threadsafe(events.put_nowait, event)
+        if threading.get_ident() == loop_thread:
+            events.put_nowait(event)
+        else:
+            loop.call_soon_threadsafe(events.put_nowait, event)
 
     task = asyncio.ensure_future(run(put))
     try:
-        while not task.done() or not events.empty():
+        while True:
+            if task.done():
+                await asyncio.sleep(0)  # what other threads scheduled before the task ended lands first
+                if events.empty():
+                    break
             getter = asyncio.ensure_future(events.get())
             await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
             if getter.done():
                 yield getter.result()
-                continue
-            getter.cancel()
-            await asyncio.sleep(0)  # events other threads scheduled before the task ended
+            else:
+                getter.cancel()
         result = task.result()
     finally:
         if not task.done():

@@ -16,7 +16,7 @@ from rlm_plugins.agent._memory import Memory
 from rlm_plugins.agent._prompt import AgentContext, compose, describe, guard
 from rlm_plugins.agent._schema import ToolSchema, described, tool_schema
 from rlm_plugins.agent._stream import stream_async, stream_sync
-from rlm_plugins.agent.errors import ToolSchemaError
+from rlm_plugins.agent.errors import ContextInPromptError, ToolSchemaError
 from rlm_plugins.agent.events import AgentEvent, EventTranslator, Sink
 from rlm_plugins.core.callables import CallableSubModel
 from rlm_plugins.core.chat_policy import ChatPolicy
@@ -30,6 +30,7 @@ from rlm_plugins.standalone.rlm import RLM
 
 SaveReport = _persist.SaveReport
 _SESSION_NAMES = re.compile(r"^(context|history)(_\d+)?$")
+DEFAULT_INLINE_LIMIT = 4_000
 _NOT_OPTIONS = ("persistent", "policy", "observers", "tools", "custom_tools")
 
 
@@ -51,8 +52,8 @@ class RLMAgent:
         enforced: refuse (`ContextInPromptError`) to put any context longer than `max_prompt_context` characters
             into a root prompt; `create_enforced_agent` turns it on.
         max_prompt_context: the enforced threshold, in characters.
-        inline_limit: messages up to this many characters are also quoted in the root prompt; longer ones are only
-            in the REPL (an enforced agent caps it at `max_prompt_context`).
+        inline_limit: messages up to this many characters (4,000 by default) are also quoted in the root prompt;
+            longer ones are only in the REPL. An enforced agent defaults it to at most `max_prompt_context`.
         memory_chars: the most characters the conversation takes in a root prompt.
         max_history_tokens: the within-turn history budget of the root model (older steps are compacted).
         tools: functions to register at once (name -> function), as `register_tool` does.
@@ -76,7 +77,7 @@ class RLMAgent:
         instructions: str | None = None,
         enforced: bool = False,
         max_prompt_context: int = 2_000,
-        inline_limit: int = 4_000,
+        inline_limit: int | None = None,
         memory_chars: int = 6_000,
         max_history_tokens: int | None = None,
         tools: Mapping[str, Callable[..., Any]] | None = None,
@@ -86,8 +87,14 @@ class RLMAgent:
         clash = sorted(set(options) & set(_NOT_OPTIONS))
         if clash:
             raise ConfigurationError(f"RLMAgent() does not take {clash}: pass tools= and observers= instead")
-        if enforced:
-            guard("inline_limit", "x" * inline_limit, max_prompt_context)
+        if inline_limit is None:
+            inline_limit = min(DEFAULT_INLINE_LIMIT, max_prompt_context) if enforced else DEFAULT_INLINE_LIMIT
+        elif enforced and inline_limit > max_prompt_context:
+            msg = (
+                f"inline_limit={inline_limit:,} would quote messages longer than this enforced agent's "
+                f"max_prompt_context={max_prompt_context:,} in root prompts; leave inline_limit out or lower it"
+            )
+            raise ContextInPromptError(msg)
         self.enforced = enforced
         self.max_prompt_context = max_prompt_context
         self.inline_limit = inline_limit

@@ -85,13 +85,7 @@ class Done(AgentEvent):
     finish_reason: str
     iterations: int
     usage: dict[str, Usage] = field(default_factory=dict)
-
-    @property
-    def total_usage(self) -> Usage:
-        total = Usage()
-        for usage in self.usage.values():
-            total.add(usage)
-        return total
+    total_usage: Usage = field(default_factory=Usage)
 
 
 Sink = Callable[[AgentEvent], None]
@@ -154,7 +148,7 @@ def closing_events(turn: int, result: RLMResult) -> Iterator[AgentEvent]:
     """The answer as `AnswerChunk`s, then `Done`."""
     for text in answer_chunks(result.response):
         yield AnswerChunk(turn, text)
-    yield Done(turn, result.response, result.finish_reason, result.iterations, result.usage)
+    yield Done(turn, result.response, result.finish_reason, result.iterations, result.usage, result.total_usage)
 
 
 def answer_chunks(text: str, size: int = ANSWER_CHUNK_CHARS) -> list[str]:
