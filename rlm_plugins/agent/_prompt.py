@@ -32,6 +32,23 @@ class AgentContext:
     info: ContextInfo
     inline_text: str | None = None
 
+    def to_data(self) -> dict[str, Any]:
+        """Plain data for an agent file."""
+        info = self.info
+        return {
+            "type": info.type,
+            "length": info.length,
+            "chunk_lengths": info.chunk_lengths,
+            "preview": info.preview,
+            "inline": self.inline_text,
+        }
+
+    @classmethod
+    def from_data(cls, name: str, data: dict[str, Any]) -> AgentContext:
+        """The context `to_data` described."""
+        info = ContextInfo(name, data["type"], data["length"], data.get("chunk_lengths"), data["preview"])
+        return cls(info, data.get("inline"))
+
 
 def describe(name: str, value: Any) -> ContextInfo:
     """What the prompt may say of a context: type, size, a short preview."""

@@ -11,17 +11,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any, Literal, overload
 
 from rlm_plugins.agent import _persist
-from rlm_plugins.agent._announce import AnnouncingPolicy
 from rlm_plugins.agent._memory import Memory
+from rlm_plugins.agent._ports import AnnouncingPolicy, model_ports
 from rlm_plugins.agent._prompt import AgentContext, compose, describe, guard
 from rlm_plugins.agent._schema import ToolSchema, described, tool_schema
 from rlm_plugins.agent._stream import stream_async, stream_sync
 from rlm_plugins.agent.errors import ContextInPromptError, ToolSchemaError
 from rlm_plugins.agent.events import AgentEvent, EventTranslator, Sink
-from rlm_plugins.core.callables import CallableSubModel
-from rlm_plugins.core.chat_policy import ChatPolicy
 from rlm_plugins.core.events import Observer
-from rlm_plugins.core.ports import ContextInfo, Policy, SubModel
+from rlm_plugins.core.ports import Policy, SubModel
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.session import Session
 from rlm_plugins.errors import ConfigurationError, SessionBusyError
@@ -31,6 +29,7 @@ from rlm_plugins.standalone.rlm import RLM
 SaveReport = _persist.SaveReport
 _SESSION_NAMES = re.compile(r"^(context|history)(_\d+)?$")
 DEFAULT_INLINE_LIMIT = 4_000
+MIN_MEMORY_CHARS = 1_000
 _NOT_OPTIONS = ("persistent", "policy", "observers", "tools", "custom_tools")
 
 
@@ -84,6 +83,8 @@ class RLMAgent:
         observers: list[Observer] | None = None,
         **options: Any,
     ) -> None:
+        if memory_chars < MIN_MEMORY_CHARS:
+            raise ConfigurationError(f"memory_chars={memory_chars} is too small; pass {MIN_MEMORY_CHARS} or more")
         clash = sorted(set(options) & set(_NOT_OPTIONS))
         if clash:
             raise ConfigurationError(f"RLMAgent() does not take {clash}: pass tools= and observers= instead")
@@ -106,7 +107,7 @@ class RLMAgent:
         self._schemas: dict[str, ToolSchema] = {}
         self._events = EventTranslator()
         self._busy = threading.Lock()
-        policy, sub_model = _ports(model, sub_model, max_history_tokens)
+        policy, sub_model = model_ports(model, sub_model, max_history_tokens)
         self.rlm = RLM(
             model if isinstance(model, str) else None,
             sub_model,
@@ -195,7 +196,7 @@ class RLMAgent:
                 "turns": self.session.turns,
                 "last_messages": self.session.last_messages,
                 "memory": self.memory.to_list(),
-                "contexts": {name: _context_data(ctx) for name, ctx in self.contexts.items()},
+                "contexts": {name: ctx.to_data() for name, ctx in self.contexts.items()},
                 "tools": sorted(self._schemas),
                 "skipped": skipped,
                 "imports": imports,
@@ -212,12 +213,16 @@ class RLMAgent:
         agent = cls(model, **kwargs)
         agent.memory.extend(manifest["memory"])
         for name, data in manifest["contexts"].items():
-            agent.contexts[name] = _context_from(name, data)
+            agent.contexts[name] = AgentContext.from_data(name, data)
         report = SaveReport(os.fspath(path), [], dict(manifest.get("skipped") or {}))
         sandbox = None
         if blob is not None:
             sandbox = agent._new_sandbox()
-            restored, failed = _persist.load_variables(sandbox, blob)
+            try:
+                restored, failed = _persist.load_variables(sandbox, blob)
+            except BaseException:
+                sandbox.close()
+                raise
             report.saved, report.skipped = restored, {**report.skipped, **failed}
         if sandbox is not None or manifest["turns"]:
             agent.session.attach(
@@ -335,40 +340,3 @@ def create_enforced_agent(
 ) -> RLMAgent:
     """An `RLMAgent` that refuses to put any context over `max_prompt_context` characters into a root prompt."""
     return RLMAgent(model, sub_model, sandbox, enforced=True, **kwargs)
-
-
-def _ports(model: Any, sub_model: Any, max_history_tokens: int | None) -> tuple[Policy | None, Any]:
-    """The policy and sub-model for `RLM` when the caller passed functions or ports instead of model strings."""
-    policy = None
-    if not isinstance(model, str):
-        if isinstance(model, Policy):
-            policy = model
-        elif callable(model):
-            policy = ChatPolicy(model, model="root", max_history_tokens=max_history_tokens)
-        else:
-            raise ConfigurationError(f"model={model!r}: pass a model string, a Policy, or a function of messages")
-        if sub_model is None:
-            raise ConfigurationError("pass sub_model= (a model string, a SubModel or a function) with this model")
-    if sub_model is not None and not isinstance(sub_model, (str, SubModel)):
-        if not callable(sub_model):
-            raise ConfigurationError(f"sub_model={sub_model!r}: pass a model string, a SubModel or a function")
-        sub_model = CallableSubModel(sub_model, name=getattr(sub_model, "__name__", "sub"))
-    return policy, sub_model
-
-
-def _context_data(context: AgentContext) -> dict[str, Any]:
-    info = context.info
-    return {
-        "type": info.type,
-        "length": info.length,
-        "preview": info.preview,
-        "chunk_lengths": info.chunk_lengths,
-        "inline": context.inline_text,
-    }
-
-
-def _context_from(name: str, data: dict[str, Any]) -> AgentContext:
-    return AgentContext(
-        ContextInfo(name, data["type"], data["length"], data.get("chunk_lengths"), data["preview"]),
-        data.get("inline"),
-    )
