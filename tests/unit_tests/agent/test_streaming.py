@@ -18,12 +18,14 @@ SCRIPTS = {
         repl("parts = llm_query_batched(['a' * 10, 'b' * 20])\nprint(parts)"),
         repl(f"answer = {LONG_ANSWER!r}\nprint(len(answer))") + "\n" + repl("FINAL_VAR('answer')"),
     ],
-    "slow": [repl("import time\nwhile True:\n    time.sleep(0.01)")],
+    "slow": [repl("import time\nrunning()\nwhile True:\n    time.sleep(0.01)")],
 }
 
 
-def agent_for_streaming(sandbox: str = "inprocess") -> RLMAgent:
-    return RLMAgent(ScriptedRoot(SCRIPTS), sub_model=lambda p: p.upper(), sandbox=sandbox, max_iterations=4)
+def agent_for_streaming(sandbox: str = "inprocess", running: threading.Event | None = None) -> RLMAgent:
+    agent = RLMAgent(ScriptedRoot(SCRIPTS), sub_model=lambda p: p.upper(), sandbox=sandbox, max_iterations=4)
+    agent.register_tool("running", (running or threading.Event()).set)
+    return agent
 
 
 def shape(events: list) -> list[str]:
@@ -99,21 +101,27 @@ async def test_plain_achat_returns_the_answer_text() -> None:
 
 
 def test_closing_a_sync_stream_cancels_the_turn() -> None:
-    with agent_for_streaming("local") as agent:
+    running = threading.Event()
+    with agent_for_streaming("local", running) as agent:
         stream = agent.chat("[slow] spin", stream=True)
         first = [next(stream), next(stream)]
         assert shape(first) == ["StepStarted1", "Code1"]
+        assert running.wait(60)  # the loop is running in the REPL
         stream.close()  # the consumer stops: the running code is cancelled, the turn ends
         assert agent.last_result is not None and agent.last_result.finish_reason == "cancelled"
         assert agent.session.run is None
+        assert agent.chat("[s] go") == LONG_ANSWER  # the REPL survived: the conversation goes on
 
 
 async def test_closing_an_async_stream_cancels_the_turn() -> None:
-    async with agent_for_streaming("local") as agent:
+    running = threading.Event()
+    async with agent_for_streaming("local", running) as agent:
         stream = agent.achat("[slow] spin", stream=True)
         assert shape([await stream.__anext__(), await stream.__anext__()]) == ["StepStarted1", "Code1"]
+        assert await asyncio.to_thread(running.wait, 60)
         await stream.aclose()
         assert agent.session.run is None
+        assert await agent.achat("[s] go") == LONG_ANSWER
 
 
 def test_one_turn_at_a_time() -> None:
