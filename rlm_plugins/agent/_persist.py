@@ -18,6 +18,7 @@ from typing import Any
 
 from rlm_plugins.agent import _repl_state
 from rlm_plugins.agent.errors import AgentStateError
+from rlm_plugins.repl import driver
 from rlm_plugins.repl.base import Sandbox
 
 FORMAT = 1
@@ -42,13 +43,21 @@ class SaveReport:
 def dump_variables(sandbox: Sandbox, skip: set[str]) -> tuple[bytes, list[str], dict[str, str], dict[str, str]]:
     """(the pickled variables, their names, {name: why not saved}, {name: module}) of the REPL in `sandbox`."""
     got: list[Any] = []
-    code = _BOOT + f'{KEEP_TOOL}(*_rlm_agent_mod["dump"](globals(), {sorted(skip)!r}))\ndel _rlm_agent_mod\n'
+    call = f'_rlm_agent_mod["dump"](globals(), {sorted(skip)!r}, {repl_defaults()!r})'
+    code = _BOOT + f"{KEEP_TOOL}(*{call})\ndel _rlm_agent_mod\n"
     _run(sandbox, code, got, "save")
     blob, names, skipped, imports = got[0]
     try:
         return base64.b64decode(blob), list(names), dict(skipped), dict(imports)
     except (binascii.Error, TypeError) as exc:
         raise AgentStateError(f"the sandbox returned unreadable saved variables ({exc})") from None
+
+
+def repl_defaults() -> dict[str, Any]:
+    """The plain-data variables a fresh REPL starts with (the driver's own state, such as the `rlms` answer dict)."""
+    fresh = driver.Session(lambda name, args, kwargs: None).namespace
+    plain = (dict, list, str, int, float, bool)
+    return {name: value for name, value in fresh.items() if not name.startswith("__") and isinstance(value, plain)}
 
 
 def load_variables(sandbox: Sandbox, blob: bytes) -> tuple[list[str], dict[str, str]]:

@@ -35,14 +35,20 @@ class _Pickler(pickle.Pickler):
         return NotImplemented
 
 
-def dump(namespace: dict, skip: list) -> tuple:
-    """(base64 of the pickled variables, their names, {name: why not saved}, {name: module} of imported modules)."""
+def dump(namespace: dict, skip: list, defaults: dict) -> tuple:
+    """(base64 of the pickled variables, their names, {name: why not saved}, {name: module} of imported modules).
+
+    Names in `skip` (the REPL's functions and tools) and names still holding the value a fresh REPL gives them
+    (`defaults`) are the REPL's own, not the user's: they are left out.
+    """
     skipped: dict = {}
     imports: dict = {}
     names: list = []
     main = namespace.get("__name__", "__main__")
     for name, value in list(namespace.items()):
         if name.startswith("__") or name.startswith(OWN_PREFIX) or name in skip:
+            continue
+        if name in defaults and _same(value, defaults[name]):
             continue
         if isinstance(value, types.ModuleType):
             imports[name] = value.__name__
@@ -85,6 +91,13 @@ def load(namespace: dict, blob: bytes) -> dict:
         except Exception as exc:
             failed[name] = f"import {module} failed: {type(exc).__name__}: {exc}"[:300]
     return {"restored": restored, "failed": failed}
+
+
+def _same(value: Any, default: Any) -> bool:
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except Exception:  # a value whose comparison fails is the user's
+        return False
 
 
 def _unpicklable(value: Any, main: str) -> str:

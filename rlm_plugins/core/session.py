@@ -122,8 +122,8 @@ class Session:
         self, sandbox: Sandbox, *, turns: int | None = None, history: list[dict[str, Any]] | None = None
     ) -> None:
         """Give the session its sandbox before its first turn, e.g. one already holding a saved conversation's
-        variables; `turns` and `history` continue that conversation (the next turn is number `turns`, and `history`
-        is the messages of turn `turns - 1`)."""
+        variables; `turns` and `history` continue that conversation (the next turn is number `turns`; `history`,
+        the messages of turn `turns - 1`, becomes `history_<turns - 1>`)."""
         with self._lock:
             if self._gone is not None:
                 raise SessionExpiredError(f"{self._gone}; start a new session")
@@ -132,6 +132,8 @@ class Session:
             self.sandbox = sandbox
             if turns is not None:
                 self.turns, self._history = turns, history
+        if turns and history is not None:
+            sandbox.load(f"history_{turns - 1}", history)
 
     def _begin(self, prompt: Any, root_prompt: str | None) -> Run:
         with self._lock:
