@@ -7,9 +7,10 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from rlm_plugins._version import __version__
+from rlm_plugins.agent import RLMAgent, create_enforced_agent
 from rlm_plugins.core.logger import RLMLogger
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.errors import RLMError
 from rlm_plugins.standalone.rlm import RLM
 
-__all__ = ["RLM", "RLMError", "RLMLogger", "RLMResult", "__version__"]
+__all__ = ["RLM", "RLMAgent", "RLMError", "RLMLogger", "RLMResult", "__version__", "create_enforced_agent"]

@@ -142,6 +142,28 @@ class Session:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def last_messages(self) -> list[dict[str, Any]] | None:
+        """The latest turn's messages (the REPL's newest `history_<n>`); None before the first turn."""
+        return self._history
+
+    def attach(
+        self, sandbox: Sandbox, *, turns: int | None = None, history: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Give the session its sandbox before its first turn, e.g. one already holding a saved conversation's
+        variables; `turns` and `history` continue that conversation (the next turn is number `turns`; `history`,
+        the messages of turn `turns - 1`, becomes `history_<turns - 1>`)."""
+        with self._lock:
+            if self._gone is not None:
+                raise SessionExpiredError(f"{self._gone}; start a new session")
+            if self.run is not None or self.sandbox is not None:
+                raise SessionBusyError("this session already has a sandbox; attach one before its first turn")
+            self.sandbox = sandbox
+            if turns is not None:
+                self.turns, self._history = turns, history
+        if turns and history is not None:
+            sandbox.load(f"history_{turns - 1}", history)
+
     def _begin(self, prompt: Any, root_prompt: str | None) -> Run:
         with self._lock:
             if self._gone is not None:
