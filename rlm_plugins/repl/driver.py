@@ -13,6 +13,7 @@ driver -> host: ready, loaded, tool_call, result, error
 from __future__ import annotations
 
 import ast
+import collections
 import json
 import linecache
 import mmap
@@ -396,7 +397,13 @@ class _Redirect:
     def __enter__(self) -> None:
         self.saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = self.out, self.err
-        self.driver.in_user_code = True
+        try:
+            self.driver.in_user_code = True
+            if self.driver.stop_reason == "cancelled":  # the cancel came before the span opened
+                raise _Interrupted()
+        except _Stop:
+            self.__exit__()
+            raise
 
     def __exit__(self, *exc: Any) -> None:
         self.driver.in_user_code = False
@@ -418,6 +425,7 @@ class Driver:
         self.pending_lock = threading.Lock()
         self.next_call = 0
         self.running: str | None = None
+        self.cancelled: collections.deque[str] = collections.deque(maxlen=64)
         self.in_user_code = False
         self.stop_reason: str | None = None
 
@@ -476,12 +484,19 @@ class Driver:
                     slot[1], slot[2] = msg.get("value"), msg.get("error")
                     slot[0].set()
             elif kind == "cancel":
-                if self.running is not None and msg.get("id") in (None, self.running):
-                    self.interrupt("cancelled")
+                self.cancel(msg.get("id"))
             else:
                 with self.req_cv:
                     self.requests.append(msg)
                     self.req_cv.notify()
+
+    def cancel(self, rid: Any) -> None:
+        """Interrupt the running cell, or remember the id so a cell still queued never starts."""
+        with self.req_cv:
+            if self.running is not None and rid in (None, self.running):
+                self.interrupt("cancelled")
+            elif rid is not None:
+                self.cancelled.append(str(rid))
 
     def host_gone(self) -> None:
         """The host closed the channel (it exited, or was killed): end now, even mid-execution.
@@ -555,8 +570,9 @@ class Driver:
         if msg.get("final_fields") is not None:
             self.session.configure(final_fields=msg["final_fields"])
         timeout = float(msg.get("timeout") or 0)
-        self.stop_reason = None
-        self.running = rid
+        with self.req_cv:
+            self.stop_reason = "cancelled" if rid in self.cancelled else None
+            self.running = rid
         if timeout > 0:
             signal.setitimer(signal.ITIMER_REAL, timeout)
         try:

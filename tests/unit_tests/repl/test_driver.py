@@ -418,6 +418,16 @@ class TestRawProtocol:
         assert (result["id"], result["cancelled"], result["timed_out"]) == ("r2", True, False)
         assert result["stdout"] == "started\n"
 
+    def test_cancel_of_a_queued_cell_means_it_never_runs(self, raw) -> None:
+        raw.send({"type": "execute", "id": "r2", "code": "import time\ntime.sleep(60)"})
+        raw.send({"type": "execute", "id": "r3", "code": "ran = True\nprint('ran')"})
+        raw.send({"type": "cancel", "id": "r3"})  # r3 waits behind r2: the reader must remember the cancel
+        raw.send({"type": "cancel", "id": "r2"})
+        first, second = raw.recv(), raw.recv()
+        assert (first["id"], first["cancelled"]) == ("r2", True)
+        assert (second["id"], second["cancelled"], second["stdout"], second["error"]) == ("r3", True, "", None)
+        assert raw.ask({"type": "execute", "id": "r4", "code": "'ran' in globals()"})["stdout"] == "False\n"
+
     def test_load_from_a_path_and_set(self, raw, tmp_path) -> None:
         path = tmp_path / "ctx.json"
         path.write_text('{"k": [1, 2, 3]}')
