@@ -15,6 +15,7 @@ from typing import Any
 
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import START, MessagesState, StateGraph
@@ -42,7 +43,7 @@ def build(spec: dict[str, Any], checkpointer: Any) -> Any:
         return {"messages": [await model.ainvoke(state["messages"])]}
 
     builder = StateGraph(MessagesState)
-    builder.add_node("chat", chat, afunc=achat)  # type: ignore[call-arg]
+    builder.add_node("chat", RunnableLambda(chat, afunc=achat))
     builder.add_edge(START, "chat")
     return builder.compile(checkpointer=checkpointer)
 

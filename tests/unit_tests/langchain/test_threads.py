@@ -9,6 +9,7 @@ from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import MemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
@@ -36,7 +37,7 @@ def graph(model: ChatRLM, checkpointer: Any = None) -> Any:
         return {"messages": [await model.ainvoke(state["messages"])]}
 
     builder = StateGraph(MessagesState)
-    builder.add_node("chat", chat, afunc=achat)  # type: ignore[call-arg]
+    builder.add_node("chat", RunnableLambda(chat, afunc=achat))
     builder.add_edge(START, "chat")
     return builder.compile(checkpointer=checkpointer or MemorySaver())
 
