@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -47,6 +49,11 @@ def thread_of(config: RunnableConfig | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _digest(context: Any) -> str:
+    text = context if isinstance(context, str) else json.dumps(context, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def thread_key(namespace: str, thread_id: str) -> str:
     """The store key of a thread's session; `namespace` keeps two models of one graph apart."""
     return f"rlm:thread:{namespace}:{thread_id}"
@@ -62,15 +69,27 @@ class ThreadTurn:
     history: list[dict[str, Any]] | None
     new: bool
     note: str
+    contexts: dict[str, str] = field(default_factory=dict)
     sandbox: Sandbox | None = None
 
     def start(self, engine: Engine, query: str, context: Any) -> Run:
-        """The run of this turn in the thread's sandbox (a new one from `engine` for a new session)."""
+        """The run of this turn in the thread's sandbox (a new one from `engine` for a new session).
+
+        A context equal to an earlier turn's (the same long messages, sent again with the conversation) is not
+        uploaded again: `context_<n>` and `context` name the earlier turn's variable.
+        """
         if self.sandbox is None:
             self.sandbox = engine.sandbox_factory(
                 max_output_chars=engine.max_output_chars, final_fields=engine.final_fields
             )
         loads, aliases = turn_inputs(self.turn, context, self.history)
+        name, digest = f"context_{self.turn}", _digest(context)
+        earlier = self.contexts.get(digest)
+        if earlier is None:
+            self.contexts[digest] = name
+        else:
+            loads = [(var, value) for var, value in loads if var != name]
+            aliases = {name: earlier, **aliases, "context": earlier}
         question = query + turn_note(self.turn)
         return Run(engine, Budget(engine.limits), question, context, loads=loads, aliases=aliases, sandbox=self.sandbox)
 
@@ -85,7 +104,7 @@ class ThreadTurn:
 
     def to_dict(self) -> dict[str, Any]:
         """This turn as plain data, kept with a run paused for tool calls so its resume continues the thread."""
-        fields = ("thread_id", "key", "turn", "history", "new", "note")
+        fields = ("thread_id", "key", "turn", "history", "new", "note", "contexts")
         return {name: getattr(self, name) for name in fields}
 
     def saved(self, run: Run, result: RLMResult, ttl: float) -> dict[str, Any] | None:
@@ -100,6 +119,7 @@ class ThreadTurn:
             "thread_id": self.thread_id,
             "turns": self.turn + 1,
             "history": history,
+            "contexts": self.contexts,
             "sandbox": ref,
         }
         return data
@@ -139,7 +159,7 @@ def _resumed(thread_id: str, key: str, data: dict[str, Any] | None, messages: li
         else:
             turn = int(data["turns"])
             note = f"turn {turn} of thread {thread_id!r}: the REPL of the earlier turns, resumed"
-            return ThreadTurn(thread_id, key, turn, data["history"], False, note, sandbox)
+            return ThreadTurn(thread_id, key, turn, data["history"], False, note, data["contexts"], sandbox)
     elif any(isinstance(m, AIMessage) for m in messages):
         why = (
             "no session is stored for this thread (this process did not run its earlier turns, or the session "

@@ -169,3 +169,17 @@ async def test_a_tool_calling_agent_keeps_its_repl_across_turns_and_tool_pauses(
         "note": "turn 1 of thread 'agent': the REPL of the earlier turns, resumed",
     }
     assert model.close_thread("agent")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_long_message_sent_again_with_the_conversation_is_not_uploaded_again(mode: str) -> None:
+    model = rlm(
+        repl("n = len(context)\nFINAL(n)"),
+        repl("FINAL(f'{context_1 is context_0} {context is context_0} {n}')"),
+        context_threshold=1_000,
+    )
+    app = graph(model)
+    await turn(app, "long", "x" * 5_000, mode)
+    answer = await turn(app, "long", "Is it the same document?", mode)
+    assert answer.text == "True True 5000"
+    model.close_thread("long")
