@@ -30,7 +30,7 @@ from rlm_plugins.core.budget import Budget
 from rlm_plugins.core.engine import Engine, Run
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.session import turn_inputs, turn_messages, turn_note
-from rlm_plugins.core.snapshot import reconnect, sandbox_ref
+from rlm_plugins.core.snapshot import discard, reconnect, sandbox_ref
 from rlm_plugins.errors import SandboxError
 from rlm_plugins.repl.base import Sandbox
 
@@ -162,8 +162,9 @@ def _resumed(thread_id: str, key: str, data: dict[str, Any] | None, messages: li
             return ThreadTurn(thread_id, key, turn, data["history"], False, note, data["contexts"], sandbox)
     elif any(isinstance(m, AIMessage) for m in messages):
         why = (
-            "no session is stored for this thread (this process did not run its earlier turns, or the session "
-            "outlived thread_ttl or was evicted from the session store)"
+            "no session is stored for this thread (this process did not run its earlier turns, the session "
+            "outlived thread_ttl or was evicted from the session store, another turn of the thread is running, or "
+            "the last turn paused for tool calls that were never answered)"
         )
     else:
         return ThreadTurn(thread_id, key, 0, None, True, f"new session: the first turn of thread {thread_id!r}")
@@ -208,8 +209,11 @@ def end_turn(model: ChatRLM, turn: ThreadTurn | None, run: Run, result: RLMResul
     data = turn.saved(run, result, model.thread_ttl)
     if data is None:
         turn.drop()
-    else:
-        model.sessions.put(turn.key, data, model.thread_ttl)
+        return
+    stale = model.sessions.take(turn.key)  # a turn that ran at the same time on this thread: its REPL loses
+    if stale is not None:
+        discard(stale)
+    model.sessions.put(turn.key, data, model.thread_ttl)
 
 
 async def aend_turn(model: ChatRLM, turn: ThreadTurn | None, run: Run, result: RLMResult) -> None:

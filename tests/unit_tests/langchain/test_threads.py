@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -183,3 +185,29 @@ async def test_a_long_message_sent_again_with_the_conversation_is_not_uploaded_a
     answer = await turn(app, "long", "Is it the same document?", mode)
     assert answer.text == "True True 5000"
     model.close_thread("long")
+
+
+class AtTheGate(FakeMessagesListChatModel):
+    """Answers once every caller of `gate` has reached it, so two turns surely overlap."""
+
+    gate: Any = None
+
+    def _generate(self, messages: list, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        self.gate.wait()
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def test_two_turns_at_once_on_one_thread_both_answer_and_one_repl_is_kept() -> None:
+    from rlm_plugins.core import _held
+
+    root = AtTheGate(responses=[AIMessage(REMEMBER)], gate=threading.Barrier(2, timeout=60))
+    model = ChatRLM(root=root, sub=ScriptedSub(), sandbox="local")
+    config = {"configurable": {"thread_id": "both"}}
+    before = len(_held._HELD)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda text: model.invoke(text, config), ["Remember 41.", "Remember 41 too."]))
+    assert [a.text for a in answers] == ["noted", "noted"]
+    assert all(a.response_metadata["rlm"]["session"]["new_session"] for a in answers)
+    assert len(_held._HELD) == before + 1  # the other turn's sandbox was closed, not left held until thread_ttl
+    assert model.close_thread("both")
+    assert len(_held._HELD) == before
