@@ -109,9 +109,10 @@ class ChatRLM(BaseChatModel):
             print(chunk.text, end="")  # the final answer, in pieces; the last chunk carries the usage
         ```
 
-        The run's progress comes as custom events, then the answer streams. `stream`/`astream` go through
-        `invoke`/`ainvoke`: langchain-core's v1 streaming path calls `_stream` without the run manager that
-        parents the inner runs. Stream consumers still get the answer as tokens of the ChatRLM run.
+        The run's progress comes as custom events (and, in a LangGraph node, as `stream_mode="custom"` items),
+        then the answer streams. `stream`/`astream` go through `invoke`/`ainvoke`: langchain-core's v1 streaming
+        path calls `_stream` without the run manager that parents the inner runs (the README quotes the lines);
+        `stream_events(version="v3")` passes it. Stream consumers get the answer as tokens of the ChatRLM run.
 
     Async:
         ```python
@@ -136,6 +137,17 @@ class ChatRLM(BaseChatModel):
         ```python
         agent_model = model.bind_tools([get_weather])
         msg = agent_model.invoke("Is it warmer in Paris or Rome?")  # msg.tool_calls == [...]
+        ```
+
+    Conversation threads:
+        A call whose config has `configurable.thread_id` (LangGraph with a checkpointer) is a turn of that
+        thread's REPL session: variables of earlier turns stay, `history` holds the previous turn. The session
+        waits in `session_store` for `thread_ttl` seconds; `close_thread(thread_id)` ends it. An e2b sandbox
+        resumes in another process that shares the store; otherwise the turn starts a new session, and
+        `response_metadata["rlm"]["session"]` says so and why.
+
+        ```python
+        app.invoke({"messages": [("user", "...")]}, {"configurable": {"thread_id": "alice"}})
         ```
 
     Structured output:
