@@ -15,14 +15,13 @@ from typing import Any
 
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage
-from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.graph import START, MessagesState, StateGraph
 
 from rlm_plugins.core.store import RedisSessionStore
 from rlm_plugins.langchain import ChatRLM
 from tests.unit_tests.langchain.scripted import ScriptedSub, repl
+from tests.unit_tests.langchain.test_threads import graph
 
 
 def build(spec: dict[str, Any], checkpointer: Any) -> Any:
@@ -35,17 +34,7 @@ def build(spec: dict[str, Any], checkpointer: Any) -> Any:
         sandbox_options=spec["sandbox_options"],
         session_store=store,
     )
-
-    def chat(state: MessagesState) -> dict:
-        return {"messages": [model.invoke(state["messages"])]}
-
-    async def achat(state: MessagesState) -> dict:
-        return {"messages": [await model.ainvoke(state["messages"])]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("chat", RunnableLambda(chat, afunc=achat))
-    builder.add_edge(START, "chat")
-    return builder.compile(checkpointer=checkpointer)
+    return graph(model, checkpointer)
 
 
 def report(state: dict) -> str:
