@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 THREAD: contextvars.ContextVar[str | None] = contextvars.ContextVar("rlm_thread", default=None)
 """The `thread_id` of the call in progress (set by `ChatRLM.invoke`/`ainvoke`), None outside a thread."""
+THREAD_KWARG = "rlm_thread_id"
+"""The call keyword that carries the thread where no context variable can: `stream_events(version="v3")` runs
+`_stream` lazily, when its consumer pulls, outside the caller's context."""
 FORMAT = 1
 
 
@@ -131,18 +134,18 @@ class ThreadTurn:
             sandbox.close()
 
 
-def open_turn(model: ChatRLM, messages: list[BaseMessage]) -> ThreadTurn | None:
+def open_turn(model: ChatRLM, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ThreadTurn | None:
     """The turn a call on a thread runs (None outside a thread): the stored session resumed, or a new one."""
-    thread_id = THREAD.get()
+    thread_id = kwargs.pop(THREAD_KWARG, None) or THREAD.get()
     if thread_id is None:
         return None
     key = thread_key(model.thread_namespace, thread_id)
     return _resumed(thread_id, key, model.sessions.take(key), messages)
 
 
-async def aopen_turn(model: ChatRLM, messages: list[BaseMessage]) -> ThreadTurn | None:
+async def aopen_turn(model: ChatRLM, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ThreadTurn | None:
     """The async twin of `open_turn` (reconnecting a remote sandbox runs off the event loop)."""
-    thread_id = THREAD.get()
+    thread_id = kwargs.pop(THREAD_KWARG, None) or THREAD.get()
     if thread_id is None:
         return None
     key = thread_key(model.thread_namespace, thread_id)

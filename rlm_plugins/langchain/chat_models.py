@@ -41,6 +41,7 @@ from rlm_plugins.langchain._runtime import (
 from rlm_plugins.langchain._structured import structured_runnable
 from rlm_plugins.langchain._threads import (
     THREAD,
+    THREAD_KWARG,
     ThreadTurn,
     adopted,
     aend_turn,
@@ -300,7 +301,7 @@ class ChatRLM(BaseChatModel):
             data = paused_data(self, self.sessions.take(pause_key(ids[-1])), ids)
             inv = resumed_invocation(self, data, messages, run_manager, kwargs)
             return inv, adopted(paused_turn(data), inv)
-        turn = open_turn(self, messages)
+        turn = open_turn(self, messages, kwargs)
         return new_invocation(self, messages, run_manager, kwargs, turn.start if turn else None), turn
 
     async def _ainvocation(
@@ -313,7 +314,7 @@ class ChatRLM(BaseChatModel):
             sandbox = await asyncio.to_thread(reconnect, ref) if ref is not None else None  # E2B: HTTP
             inv = resumed_invocation(self, data, messages, run_manager, kwargs, sandbox)
             return inv, adopted(paused_turn(data), inv)
-        turn = await aopen_turn(self, messages)
+        turn = await aopen_turn(self, messages, kwargs)
         return new_invocation(self, messages, run_manager, kwargs, turn.start if turn else None), turn
 
     def _run(self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: dict) -> AIMessage:
@@ -374,6 +375,19 @@ class ChatRLM(BaseChatModel):
             return await super().ainvoke(input, config, stop=stop, **kwargs)
         finally:
             THREAD.reset(token)
+
+    def stream_events(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """langchain-core's `stream_events`; with `version="v3"` a `thread_id` in `config` selects the thread too."""
+        return super().stream_events(input, config, **self._v3_thread(config, kwargs))
+
+    def astream_events(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """The async twin of `stream_events`."""
+        return super().astream_events(input, config, **self._v3_thread(config, kwargs))
+
+    def _v3_thread(self, config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if kwargs.get("version") != "v3" or not self.thread_sessions:
+            return kwargs
+        return {**kwargs, THREAD_KWARG: thread_of(config)}
 
     def close_thread(self, thread_id: str) -> bool:
         """End a thread's REPL session now and close its sandbox; False when no session is stored for it."""

@@ -129,3 +129,20 @@ async def test_stream_events_v3_hands_the_run_manager_to_stream_so_inner_runs_ne
             text = "".join([piece async for piece in stream.text])
     assert text.startswith("Scripted answer")
     check(tracer, client, plain)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_stream_events_v3_on_a_thread_continues_its_repl(mode: str) -> None:
+    model = rlm(REMEMBER, RECALL, sandbox="inprocess")
+
+    async def text(prompt: str) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # v3 is beta in langchain-core
+            if mode == "sync":
+                return "".join(model.stream_events(prompt, THREAD, version="v3").text)
+            stream = await model.astream_events(prompt, THREAD, version="v3")
+            return "".join([piece async for piece in stream.text])
+
+    assert await text("Remember 41.") == "noted"
+    assert await text("Recall.") == "42"
+    assert model.close_thread("s")
