@@ -211,3 +211,18 @@ def test_two_turns_at_once_on_one_thread_both_answer_and_one_repl_is_kept() -> N
     assert len(_held._HELD) == before + 1  # the other turn's sandbox was closed, not left held until thread_ttl
     assert model.close_thread("both")
     assert len(_held._HELD) == before
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_batch_runs_each_input_on_its_own_configs_thread(mode: str) -> None:
+    model = rlm(REMEMBER, sandbox="inprocess")
+    configs = [{"configurable": {"thread_id": thread}} for thread in ("p", "q")]
+    prompts = ["Remember 41.", "Remember 41."]
+    first = model.batch(prompts, configs) if mode == "sync" else await model.abatch(prompts, configs)
+    assert [m.response_metadata["rlm"]["session"]["thread_id"] for m in first] == ["p", "q"]
+    recall = rlm(RECALL, sandbox="inprocess", session_store=model.sessions)
+    answers = (
+        recall.batch(["Recall."] * 2, configs) if mode == "sync" else await recall.abatch(["Recall."] * 2, configs)
+    )
+    assert [m.text for m in answers] == ["42", "42"]
+    assert model.close_thread("p") and model.close_thread("q")
