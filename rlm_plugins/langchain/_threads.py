@@ -115,8 +115,11 @@ class ThreadTurn:
         sandbox = self.sandbox
         if sandbox is None or result.finish_reason == "sandbox_error" or run.cancelled:
             return None
+        try:
+            ref = sandbox_ref(sandbox, ttl)
+        except SandboxError:  # an e2b sandbox that never started or has died cannot be kept
+            return None
         history = turn_messages(run.query, run.history, result)
-        ref = sandbox_ref(sandbox, ttl)
         data = {
             "format": FORMAT,
             "thread_id": self.thread_id,
@@ -154,7 +157,10 @@ async def aopen_turn(model: ChatRLM, messages: list[BaseMessage], kwargs: dict[s
 
 
 def _resumed(thread_id: str, key: str, data: dict[str, Any] | None, messages: list[BaseMessage]) -> ThreadTurn:
-    if data is not None and data.get("format") == FORMAT:
+    if data is not None and data.get("format") != FORMAT:  # written by another version of this package
+        discard(data)
+        data = None
+    if data is not None:
         try:
             sandbox = reconnect(data["sandbox"])
         except SandboxError as exc:
