@@ -57,6 +57,23 @@ def _digest(context: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+@contextmanager
+def on_thread(config: RunnableConfig | None, enabled: bool = True) -> Iterator[None]:
+    """Within this block, calls run on the thread of `config` (or of the enclosing runnable's); none if not enabled."""
+    token = THREAD.set(thread_of(config) if enabled else None)
+    try:
+        yield
+    finally:
+        THREAD.reset(token)
+
+
+def v3_kwargs(model: ChatRLM, config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keywords of a `stream_events` call, carrying the thread when it streams with `version="v3"`."""
+    if kwargs.get("version") != "v3" or not model.thread_sessions:
+        return kwargs
+    return {**kwargs, THREAD_KWARG: thread_of(config)}
+
+
 def thread_key(namespace: str, thread_id: str) -> str:
     """The store key of a thread's session; `namespace` keeps two models of one graph apart."""
     return f"rlm:thread:{namespace}:{thread_id}"

@@ -40,8 +40,6 @@ from rlm_plugins.langchain._runtime import (
 )
 from rlm_plugins.langchain._structured import structured_runnable
 from rlm_plugins.langchain._threads import (
-    THREAD,
-    THREAD_KWARG,
     ThreadTurn,
     adopted,
     aend_turn,
@@ -49,9 +47,10 @@ from rlm_plugins.langchain._threads import (
     close_thread,
     dropped_on_error,
     end_turn,
+    on_thread,
     open_turn,
     paused_turn,
-    thread_of,
+    v3_kwargs,
     with_session,
     with_turn,
 )
@@ -355,11 +354,8 @@ class ChatRLM(BaseChatModel):
         **kwargs: Any,
     ) -> AIMessage:
         """Answer `input`; a `thread_id` in `config["configurable"]` runs it in that thread's REPL session."""
-        token = THREAD.set(thread_of(config) if self.thread_sessions else None)
-        try:
+        with on_thread(config, self.thread_sessions):
             return super().invoke(input, config, stop=stop, **kwargs)
-        finally:
-            THREAD.reset(token)
 
     async def ainvoke(
         self,
@@ -370,24 +366,16 @@ class ChatRLM(BaseChatModel):
         **kwargs: Any,
     ) -> AIMessage:
         """The async twin of `invoke`."""
-        token = THREAD.set(thread_of(config) if self.thread_sessions else None)
-        try:
+        with on_thread(config, self.thread_sessions):
             return await super().ainvoke(input, config, stop=stop, **kwargs)
-        finally:
-            THREAD.reset(token)
 
     def stream_events(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         """langchain-core's `stream_events`; with `version="v3"` a `thread_id` in `config` selects the thread too."""
-        return super().stream_events(input, config, **self._v3_thread(config, kwargs))
+        return super().stream_events(input, config, **v3_kwargs(self, config, kwargs))
 
     def astream_events(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         """The async twin of `stream_events`."""
-        return super().astream_events(input, config, **self._v3_thread(config, kwargs))
-
-    def _v3_thread(self, config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if kwargs.get("version") != "v3" or not self.thread_sessions:
-            return kwargs
-        return {**kwargs, THREAD_KWARG: thread_of(config)}
+        return super().astream_events(input, config, **v3_kwargs(self, config, kwargs))
 
     def close_thread(self, thread_id: str) -> bool:
         """End a thread's REPL session now and close its sandbox; False when no session is stored for it."""
