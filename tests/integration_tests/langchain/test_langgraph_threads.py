@@ -1,7 +1,7 @@
 """A LangGraph app restarted between two turns of a thread: each turn runs in its own process, with a SQLite
-checkpointer and a Redis session store that outlive it. An e2b sandbox (the fake envd) resumes with the REPL
-variables of the first turn; a local one cannot leave its process, so the second turn starts a new session and
-says why in the answer's metadata."""
+checkpointer and a session store that outlive it (Redis, or the LangGraph store in the same SQLite file). An e2b
+sandbox (the fake envd) resumes with the REPL variables of the first turn; a local one cannot leave its process,
+so the second turn starts a new session and says why in the answer's metadata."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.store.sqlite import SqliteStore
 from pytest_socket import enable_socket
 
 from rlm_plugins.core.store import RedisSessionStore
-from rlm_plugins.langchain import ChatRLM
+from rlm_plugins.langchain import ChatRLM, LangGraphSessionStore
 from tests.unit_tests.langchain.scripted import ScriptedSub
 
 pytestmark = pytest.mark.filterwarnings("ignore:E2BSandbox uploads the driver")
@@ -48,10 +50,25 @@ def process(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def two_processes(tmp_path: Path, redis_url: str, sandbox: str, options: dict, mode: str) -> list[dict[str, Any]]:
+@pytest.fixture(params=["redis", "langgraph"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Where the sessions persist: a Redis server, or the LangGraph store in the checkpointer's SQLite file.
+
+    Yields the part of the process spec that says so, and `closer`: a session store over the same data for the
+    test process."""
+    db = str(tmp_path / "graph.sqlite")
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        yield {"spec": {"db": db, "redis": url}, "closer": RedisSessionStore(url)}
+        return
+    with SqliteStore.from_conn_string(db) as store:
+        store.setup()
+        yield {"spec": {"db": db}, "closer": LangGraphSessionStore(store)}
+
+
+def two_processes(stores: dict[str, Any], sandbox: str, options: dict, mode: str) -> list[dict[str, Any]]:
     spec = {
-        "db": str(tmp_path / "checkpoints.sqlite"),
-        "redis": redis_url,
+        **stores["spec"],
         "sandbox": sandbox,
         "sandbox_options": options,
         "thread": f"restart-{sandbox}-{mode}",
@@ -63,8 +80,8 @@ def two_processes(tmp_path: Path, redis_url: str, sandbox: str, options: dict, m
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_an_e2b_thread_resumes_its_repl_after_a_restart(mode, tmp_path, redis_url, e2b_options, envd) -> None:
-    first, second = two_processes(tmp_path, redis_url, "e2b", e2b_options, mode)
+def test_an_e2b_thread_resumes_its_repl_after_a_restart(mode, stores, e2b_options, envd) -> None:
+    first, second = two_processes(stores, "e2b", e2b_options, mode)
     assert first["text"] == "noted" and first["session"]["new_session"] is True
     assert second["text"] == "42"
     assert second["session"] == {
@@ -74,13 +91,13 @@ def test_an_e2b_thread_resumes_its_repl_after_a_restart(mode, tmp_path, redis_ur
         "note": f"turn 1 of thread 'restart-e2b-{mode}': the REPL of the earlier turns, resumed",
     }
     assert envd.live_processes() == 1  # the thread's driver waits for the next turn
-    closer = ChatRLM(root=ScriptedSub(), sandbox="e2b", session_store=RedisSessionStore(redis_url))
+    closer = ChatRLM(root=ScriptedSub(), sandbox="e2b", session_store=stores["closer"])
     assert closer.close_thread(f"restart-e2b-{mode}")  # e2b_options checks that no driver outlives the test
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_local_thread_starts_a_new_session_after_a_restart_and_says_so(mode, tmp_path, redis_url) -> None:
-    first, second = two_processes(tmp_path, redis_url, "local", {}, mode)
+def test_a_local_thread_starts_a_new_session_after_a_restart_and_says_so(mode, stores) -> None:
+    first, second = two_processes(stores, "local", {}, mode)
     assert first["text"] == "noted"
     assert second["text"] == "nothing saved"
     session = second["session"]
