@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import warnings
 from typing import Any
 
@@ -54,25 +55,38 @@ class Waiting(FakeMessagesListChatModel):
     go: Any = None
     written: Any = None  # Any: pydantic keeps the caller's list, not a copy
 
-    async def _agenerate(self, messages: list, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(self, messages: list, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
         turn = len(self.written)
         if turn == 1:
-            await asyncio.wait_for(self.go.wait(), 60)
+            assert self.go.wait(60)
         self.written.append(turn)
         return ChatResult(generations=[ChatGeneration(message=self.responses[turn])])
 
+    async def _agenerate(self, messages: list, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        if len(self.written) == 1:
+            assert await asyncio.to_thread(self.go.wait, 60)
+        return self._generate(messages, stop, run_manager, **kwargs)
 
-async def test_progress_streams_while_the_run_is_still_going() -> None:
-    go = asyncio.Event()
-    written: list[int] = []
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_progress_streams_while_the_run_is_still_going(mode: str) -> None:
+    go, written = threading.Event(), []
     root = Waiting(responses=[AIMessage(LOOK), AIMessage(ANSWER)], go=go, written=written)
     app = graph(ChatRLM(root=root, sub=ScriptedSub(), sandbox="inprocess"))
     seen: list[str] = []
-    async for item in app.astream(question(), THREAD, stream_mode="custom"):
+
+    def see(item: dict) -> None:
         seen.append(item["name"])
         if item["name"] == "rlm_code_executed" and not go.is_set():
             assert written == [0]  # the root has not written its answer yet
             go.set()
+
+    if mode == "sync":
+        for item in app.stream(question(), THREAD, stream_mode="custom"):
+            see(item)
+    else:
+        async for item in app.astream(question(), THREAD, stream_mode="custom"):
+            see(item)
     check_progress(seen)
 
 
