@@ -32,6 +32,8 @@ from rlm_plugins.core.events import (
     RunFinished,
     RunStarted,
     SubCall,
+    TurnFinished,
+    TurnStarted,
 )
 from rlm_plugins.langchain._lc_private import StreamingCallbackHandler
 from rlm_plugins.langchain._progress import graph_writer, progress_item
@@ -39,9 +41,11 @@ from rlm_plugins.langchain._progress import graph_writer, progress_item
 RunManager = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
 EVENT_NAMES = {
     RunStarted: "rlm_run_started",
+    TurnStarted: "rlm_turn_started",
     RootStep: "rlm_root_step",
     CodeExecuted: "rlm_code_executed",
     SubCall: "rlm_sub_call",
+    TurnFinished: "rlm_turn_finished",
     FinalReached: "rlm_final",
     RunFinished: "rlm_run_finished",
 }

@@ -5,10 +5,11 @@ hands `_generate` only the callbacks, tags and metadata of the config, so `ChatR
 with `ensure_config` (which also merges the config of an enclosing graph node or chain) into `THREAD`, and the
 invocation picks it up from there.
 
-Between turns the thread's session lives in the model's `SessionStore` as plain data (turn count, the last turn's
-messages, a reference to the sandbox), under `thread_key`. A turn takes it (atomically), reconnects the sandbox, runs
-in it as turn n of a core session (`context_<n>`, `history`), and puts it back. A local sandbox is held in the process
-that ran the turn; an E2B sandbox reconnects by id from any process sharing the store (e.g. a `RedisSessionStore`).
+Between turns the thread's session lives in the model's `SessionStore` as plain data (turn count, the digests of the
+contexts it holds, a reference to the sandbox), under `thread_key`. A turn takes it (atomically), reconnects the
+sandbox, runs in it as turn n of a core session (`context_<n>`, `history`), stores `history_<n>` in the REPL, and
+puts the session back. A local sandbox is held in the process that ran the turn; an E2B sandbox reconnects by id
+from any process sharing the store (a `RedisSessionStore`, or a `LangGraphSessionStore` over a persistent store).
 When the session cannot be resumed, the turn starts a new one and `response_metadata["rlm"]["session"]` says why.
 """
 
@@ -29,7 +30,7 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from rlm_plugins.core.budget import Budget
 from rlm_plugins.core.engine import Engine, Run
 from rlm_plugins.core.result import RLMResult
-from rlm_plugins.core.session import turn_inputs, turn_messages, turn_note
+from rlm_plugins.core.session import turn_messages, turn_note
 from rlm_plugins.core.snapshot import discard, reconnect, sandbox_ref
 from rlm_plugins.errors import SandboxError
 from rlm_plugins.repl.base import Sandbox
@@ -86,7 +87,6 @@ class ThreadTurn:
     thread_id: str
     key: str
     turn: int
-    history: list[dict[str, Any]] | None
     new: bool
     note: str
     contexts: dict[str, str] = field(default_factory=dict)
@@ -102,14 +102,16 @@ class ThreadTurn:
             self.sandbox = engine.sandbox_factory(
                 max_output_chars=engine.max_output_chars, final_fields=engine.final_fields
             )
-        loads, aliases = turn_inputs(self.turn, context, self.history)
         name, digest = f"context_{self.turn}", _digest(context)
+        loads: list[tuple[str, Any]] = [(name, context)]
+        aliases = {"context": name}
         earlier = self.contexts.get(digest)
         if earlier is None:
             self.contexts[digest] = name
         else:
-            loads = [(var, value) for var, value in loads if var != name]
-            aliases = {name: earlier, **aliases, "context": earlier}
+            loads, aliases = [], {name: earlier, "context": earlier}
+        if self.turn > 0:
+            aliases["history"] = f"history_{self.turn - 1}"  # stored when that turn ended
         question = query + turn_note(self.turn)
         return Run(engine, Budget(engine.limits), question, context, loads=loads, aliases=aliases, sandbox=self.sandbox)
 
@@ -124,28 +126,30 @@ class ThreadTurn:
 
     def to_dict(self) -> dict[str, Any]:
         """This turn as plain data, kept with a run paused for tool calls so its resume continues the thread."""
-        fields = ("thread_id", "key", "turn", "history", "new", "note", "contexts")
+        fields = ("thread_id", "key", "turn", "new", "note", "contexts")
         return {name: getattr(self, name) for name in fields}
 
-    def saved(self, run: Run, result: RLMResult, ttl: float) -> dict[str, Any] | None:
-        """The thread's data after this turn, or None when its REPL is lost (the sandbox failed or was stopped)."""
-        sandbox = self.sandbox
-        if sandbox is None or result.finish_reason == "sandbox_error" or run.cancelled:
-            return None
+    def lost(self, run: Run, result: RLMResult) -> bool:
+        """Whether this turn left the thread without its REPL (the sandbox failed or was stopped)."""
+        return self.sandbox is None or result.finish_reason == "sandbox_error" or run.cancelled
+
+    def history(self, run: Run, result: RLMResult) -> tuple[str, list[dict[str, Any]]]:
+        """The REPL name and value of this turn's messages, which the next turn sees as `history`."""
+        return f"history_{self.turn}", turn_messages(run.query, run.history, result)
+
+    def saved(self, ttl: float) -> dict[str, Any] | None:
+        """The thread's data after this turn, its sandbox kept alive `ttl` seconds; None when it cannot be kept."""
         try:
-            ref = sandbox_ref(sandbox, ttl)
-        except SandboxError:  # an e2b sandbox that never started or has died cannot be kept
+            ref = sandbox_ref(self.sandbox, ttl)  # type: ignore[arg-type]
+        except SandboxError:  # an e2b sandbox that has died cannot be kept
             return None
-        history = turn_messages(run.query, run.history, result)
-        data = {
+        return {
             "format": FORMAT,
             "thread_id": self.thread_id,
             "turns": self.turn + 1,
-            "history": history,
             "contexts": self.contexts,
             "sandbox": ref,
         }
-        return data
 
     def drop(self) -> None:
         """Close the thread's sandbox (the turn failed, so the session ends)."""
@@ -185,7 +189,7 @@ def _resumed(thread_id: str, key: str, data: dict[str, Any] | None, messages: li
         else:
             turn = int(data["turns"])
             note = f"turn {turn} of thread {thread_id!r}: the REPL of the earlier turns, resumed"
-            return ThreadTurn(thread_id, key, turn, data["history"], False, note, data["contexts"], sandbox)
+            return ThreadTurn(thread_id, key, turn, False, note, data["contexts"], sandbox)
     elif any(isinstance(m, AIMessage) for m in messages):
         why = (
             "no session is stored for this thread (this process did not run its earlier turns, the session "
@@ -193,12 +197,12 @@ def _resumed(thread_id: str, key: str, data: dict[str, Any] | None, messages: li
             "the last turn paused for tool calls that were never answered)"
         )
     else:
-        return ThreadTurn(thread_id, key, 0, None, True, f"new session: the first turn of thread {thread_id!r}")
+        return ThreadTurn(thread_id, key, 0, True, f"new session: the first turn of thread {thread_id!r}")
     note = (
         f"new session: the REPL of thread {thread_id!r} could not be resumed, so the variables of its earlier "
         f"turns are gone. Why: {why}"
     )
-    return ThreadTurn(thread_id, key, 0, None, True, note)
+    return ThreadTurn(thread_id, key, 0, True, note)
 
 
 def paused_turn(data: dict[str, Any]) -> ThreadTurn | None:
@@ -229,10 +233,29 @@ def with_session(message: AIMessage, turn: ThreadTurn | None) -> AIMessage:
 
 
 def end_turn(model: ChatRLM, turn: ThreadTurn | None, run: Run, result: RLMResult) -> None:
-    """Store the thread's session after a finished turn, or close its sandbox when the REPL is lost."""
+    """Store `history_<n>` in the REPL and the thread's session in the store; close the sandbox if the REPL is lost."""
     if turn is None:
         return
-    data = turn.saved(run, result, model.thread_ttl)
+    if turn.lost(run, result):
+        turn.drop()
+        return
+    turn.sandbox.load(*turn.history(run, result))  # type: ignore[union-attr]
+    _store(model, turn)
+
+
+async def aend_turn(model: ChatRLM, turn: ThreadTurn | None, run: Run, result: RLMResult) -> None:
+    """The async twin of `end_turn`."""
+    if turn is None:
+        return
+    if turn.lost(run, result):
+        await asyncio.to_thread(turn.drop)
+        return
+    await turn.sandbox.aload(*turn.history(run, result))  # type: ignore[union-attr]
+    await asyncio.to_thread(_store, model, turn)  # detaching an e2b sandbox is HTTP
+
+
+def _store(model: ChatRLM, turn: ThreadTurn) -> None:
+    data = turn.saved(model.thread_ttl)
     if data is None:
         turn.drop()
         return
@@ -240,11 +263,6 @@ def end_turn(model: ChatRLM, turn: ThreadTurn | None, run: Run, result: RLMResul
     if stale is not None:
         discard(stale)
     model.sessions.put(turn.key, data, model.thread_ttl)
-
-
-async def aend_turn(model: ChatRLM, turn: ThreadTurn | None, run: Run, result: RLMResult) -> None:
-    """The async twin of `end_turn`."""
-    await asyncio.to_thread(end_turn, model, turn, run, result)
 
 
 @contextmanager

@@ -19,7 +19,16 @@ from tests.unit_tests.langchain.test_threads import RECALL, REMEMBER, graph, rlm
 
 LOOK = repl("x = llm_query('hi')\nprint(x)")
 ANSWER = repl("FINAL(x)")
-STEPS = ["rlm_run_started", "rlm_root_step", "rlm_sub_call", "rlm_code_executed", "rlm_root_step"]
+STEPS = [
+    "rlm_run_started",
+    "rlm_turn_started",
+    "rlm_root_step",
+    "rlm_sub_call",
+    "rlm_code_executed",
+    "rlm_turn_finished",
+    "rlm_turn_started",
+    "rlm_root_step",
+]
 THREAD = {"configurable": {"thread_id": "s"}}
 
 
@@ -29,7 +38,7 @@ def question() -> dict:
 
 def check_progress(names: list[str]) -> None:
     assert names[: len(STEPS)] == STEPS
-    assert names[-3:] == ["rlm_code_executed", "rlm_final", "rlm_run_finished"]
+    assert names[-4:] == ["rlm_code_executed", "rlm_turn_finished", "rlm_final", "rlm_run_finished"]
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -42,7 +51,8 @@ async def test_a_graph_streams_the_runs_progress_in_custom_mode_before_the_answe
         items = [item async for item in app.astream(question(), THREAD, stream_mode=modes)]
     custom = [chunk for kind, chunk in items if kind == "custom"]
     check_progress([item["name"] for item in custom])
-    assert custom[2]["data"]["response"].startswith("Scripted answer")  # the sub-call's reply
+    sub_call = next(item for item in custom if item["name"] == "rlm_sub_call")
+    assert sub_call["data"]["response"].startswith("Scripted answer")
     kinds = [kind for kind, _ in items]
     assert kinds.index("messages") > max(i for i, kind in enumerate(kinds) if kind == "custom")
     answer = "".join(chunk.text for kind, (chunk, _) in items if kind == "messages")  # type: ignore[misc]
