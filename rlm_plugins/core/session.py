@@ -183,7 +183,7 @@ class Session:
             aliases = {"context": f"context_{0 if first else n}"}
             if self._history is not None:
                 aliases["history"] = f"history_{0 if first else n - 1}"
-            query = (root_prompt or DEFAULT_QUERY) + _turn_note(n, first)
+            query = (root_prompt or DEFAULT_QUERY) + turn_note(n, first)
             budget = self.budget or Budget(self.engine.limits)
             self.run = Run(self.engine, budget, query, prompt, loads=loads, aliases=aliases, sandbox=self.sandbox)
             return self.run
@@ -241,7 +241,8 @@ def _lost(run: Run, result: RLMResult | None, sandbox: Sandbox | None, turn: int
     return None
 
 
-def _turn_note(n: int, first: bool = False) -> str:
+def turn_note(n: int, first: bool = False) -> str:
+    """The note turn `n`'s question gets: which REPL names hold the earlier turns (empty for the first)."""
     if n == 0:
         return ""
     earlier = "`context_0`" if n == 1 else f"`context_0` ... `context_{n - 1}`"

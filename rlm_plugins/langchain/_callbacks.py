@@ -32,15 +32,20 @@ from rlm_plugins.core.events import (
     RunFinished,
     RunStarted,
     SubCall,
+    TurnFinished,
+    TurnStarted,
 )
 from rlm_plugins.langchain._lc_private import StreamingCallbackHandler
+from rlm_plugins.langchain._progress import graph_writer, progress_item
 
 RunManager = CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun
 EVENT_NAMES = {
     RunStarted: "rlm_run_started",
+    TurnStarted: "rlm_turn_started",
     RootStep: "rlm_root_step",
     CodeExecuted: "rlm_code_executed",
     SubCall: "rlm_sub_call",
+    TurnFinished: "rlm_turn_finished",
     FinalReached: "rlm_final",
     RunFinished: "rlm_run_finished",
 }
@@ -65,6 +70,7 @@ class Binding:
         if isinstance(run_manager, AsyncCallbackManagerForLLMRun):
             self.loop = asyncio.get_running_loop()
         self.has_tracers = bool(run_manager is not None and tracers(run_manager.inheritable_handlers))
+        self.writer = graph_writer()
 
     def rebind(self, run_manager: RunManager | None) -> None:
         """Report to a new outer run (a paused session resumed by a later call)."""
@@ -110,11 +116,13 @@ class Binding:
         return {"callbacks": manager}
 
     def publish(self, event: Event) -> None:
-        """An engine observer: each event becomes a custom event of the ChatRLM run."""
+        """An engine observer: each event becomes a custom event of the ChatRLM run (and a LangGraph custom item)."""
+        name, data = EVENT_NAMES.get(type(event), "rlm_event"), event_data(event)
+        if self.writer is not None:
+            self.writer(progress_item(name, data))
         config = self._event_config()
         if config is None:
             return
-        name, data = EVENT_NAMES.get(type(event), "rlm_event"), event_data(event)
         loop = self.loop
         if loop is None:
             dispatch_custom_event(name, data, config=config)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -120,12 +121,21 @@ def _engine(model: ChatRLM, kwargs: dict, binding: Binding, log: CallLog) -> tup
 
 
 def new_invocation(
-    model: ChatRLM, messages: list[BaseMessage], run_manager: RunManager | None, kwargs: dict
+    model: ChatRLM,
+    messages: list[BaseMessage],
+    run_manager: RunManager | None,
+    kwargs: dict,
+    start: Callable[[Engine, str, Any], Run] | None = None,
 ) -> Invocation:
+    """A fresh run for a conversation; `start(engine, query, context)` makes it when given (a thread's turn)."""
     task = build_task(messages, model.context_threshold)
     log, binding = CallLog(), Binding(run_manager)
     engine, instructions, schema, method = _engine(model, kwargs, binding, log)
-    run = engine.new_run(task.query + instructions, task.context)
+    query = task.query + instructions
+    if start is None:
+        run = engine.new_run(query, task.context)
+    else:  # a session's turn always loads its input: the long contents, or else the conversation's text
+        run = start(engine, query, task.context if task.context is not None else task.query)
     return Invocation(run, log, binding, schema=schema, method=method)
 
 

@@ -39,6 +39,21 @@ from rlm_plugins.langchain._runtime import (
     uncached_calls,
 )
 from rlm_plugins.langchain._structured import structured_runnable
+from rlm_plugins.langchain._threads import (
+    ThreadTurn,
+    adopted,
+    aend_turn,
+    aopen_turn,
+    close_thread,
+    dropped_on_error,
+    end_turn,
+    on_thread,
+    open_turn,
+    paused_turn,
+    v3_kwargs,
+    with_session,
+    with_turn,
+)
 from rlm_plugins.langchain._tools import check_tool_names, normalize_tool_choice
 from rlm_plugins.repl.factory import sandbox_class
 
@@ -94,9 +109,10 @@ class ChatRLM(BaseChatModel):
             print(chunk.text, end="")  # the final answer, in pieces; the last chunk carries the usage
         ```
 
-        The run's progress comes as custom events, then the answer streams. `stream`/`astream` go through
-        `invoke`/`ainvoke`: langchain-core's v1 streaming path calls `_stream` without the run manager that
-        parents the inner runs. Stream consumers still get the answer as tokens of the ChatRLM run.
+        The run's progress comes as custom events (and, in a LangGraph node, as `stream_mode="custom"` items),
+        then the answer streams. `stream`/`astream` go through `invoke`/`ainvoke`: langchain-core's v1 streaming
+        path calls `_stream` without the run manager that parents the inner runs (the README quotes the lines);
+        `stream_events(version="v3")` passes it. Stream consumers get the answer as tokens of the ChatRLM run.
 
     Async:
         ```python
@@ -121,6 +137,17 @@ class ChatRLM(BaseChatModel):
         ```python
         agent_model = model.bind_tools([get_weather])
         msg = agent_model.invoke("Is it warmer in Paris or Rome?")  # msg.tool_calls == [...]
+        ```
+
+    Conversation threads:
+        A call whose config has `configurable.thread_id` (LangGraph with a checkpointer) is a turn of that
+        thread's REPL session: variables of earlier turns stay, `history` holds the previous turn. The session
+        waits in `session_store` for `thread_ttl` seconds; `close_thread(thread_id)` ends it. An e2b sandbox
+        resumes in another process that shares the store; otherwise the turn starts a new session, and
+        `response_metadata["rlm"]["session"]` says so and why.
+
+        ```python
+        app.invoke({"messages": [("user", "...")]}, {"configurable": {"thread_id": "alice"}})
         ```
 
     Structured output:
@@ -165,6 +192,14 @@ class ChatRLM(BaseChatModel):
     session_store: SessionStore | None = Field(default=None, exclude=True)
     """Where runs paused for tool calls wait: None keeps them in memory; a `RedisSessionStore` shares them
     between replicas (with `sandbox="e2b"`, whose sandboxes reconnect from any process)."""
+
+    thread_sessions: bool = True
+    """Keep one REPL per conversation thread: calls whose config has `configurable.thread_id` (LangGraph with a
+    checkpointer) run as turns of that thread's session and see the variables of its earlier turns."""
+    thread_ttl: float = 3600.0
+    """Seconds a thread's REPL waits for the thread's next turn before its sandbox is closed."""
+    thread_namespace: str = "chatrlm"
+    """Prefix of the threads' keys in `session_store`: give each ChatRLM of one graph its own."""
 
     mcp_servers: list[str | dict[str, Any]] = Field(default_factory=list)
     """MCP servers (URLs, command lines or `{"command", "args"}` dicts) whose tools become REPL functions; they are
@@ -257,42 +292,98 @@ class ChatRLM(BaseChatModel):
             params["ls_stop"] = stop or self.stop
         return params
 
-    def _invocation(self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any]) -> Invocation:
+    def _invocation(
+        self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any]
+    ) -> tuple[Invocation, ThreadTurn | None]:
         ids = resumable_ids(messages)
         if ids:
             data = paused_data(self, self.sessions.take(pause_key(ids[-1])), ids)
-            return resumed_invocation(self, data, messages, run_manager, kwargs)
-        return new_invocation(self, messages, run_manager, kwargs)
+            inv = resumed_invocation(self, data, messages, run_manager, kwargs)
+            return inv, adopted(paused_turn(data), inv)
+        turn = open_turn(self, messages, kwargs)
+        return new_invocation(self, messages, run_manager, kwargs, turn.start if turn else None), turn
 
-    async def _ainvocation(self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any]) -> Invocation:
+    async def _ainvocation(
+        self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any]
+    ) -> tuple[Invocation, ThreadTurn | None]:
         ids = resumable_ids(messages)
         if ids:
             data = paused_data(self, await self.sessions.atake(pause_key(ids[-1])), ids)
             ref = data.get("sandbox")
             sandbox = await asyncio.to_thread(reconnect, ref) if ref is not None else None  # E2B: HTTP
-            return resumed_invocation(self, data, messages, run_manager, kwargs, sandbox)
-        return new_invocation(self, messages, run_manager, kwargs)
+            inv = resumed_invocation(self, data, messages, run_manager, kwargs, sandbox)
+            return inv, adopted(paused_turn(data), inv)
+        turn = await aopen_turn(self, messages, kwargs)
+        return new_invocation(self, messages, run_manager, kwargs, turn.start if turn else None), turn
 
     def _run(self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: dict) -> AIMessage:
-        inv = self._invocation(messages, run_manager, kwargs)
-        load_results(inv)
-        outcome = drive(inv.run, pause_hook(inv.log))
-        if isinstance(outcome, Paused):
-            self.sessions.put(*saved_pause(inv, outcome, self.session_ttl), self.session_ttl)
-        return to_message(self, inv, outcome, stop or self.stop)
+        inv, turn = self._invocation(messages, run_manager, kwargs)
+        with dropped_on_error(turn):
+            load_results(inv)
+            outcome = drive(inv.run, pause_hook(inv.log))
+            if isinstance(outcome, Paused):
+                key, data = saved_pause(inv, outcome, self.session_ttl)
+                self.sessions.put(key, with_turn(data, turn), self.session_ttl)
+            else:
+                end_turn(self, turn, inv.run, outcome)
+        return with_session(to_message(self, inv, outcome, stop or self.stop), turn)
 
     async def _arun(
         self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: dict
     ) -> AIMessage:
-        inv = await self._ainvocation(messages, run_manager, kwargs)
-        try:
-            await aload_results(inv)
-            outcome = await adrive(inv.run, pause_hook(inv.log))
-        finally:
-            await inv.binding.flush()
-        if isinstance(outcome, Paused):
-            await self.sessions.aput(*saved_pause(inv, outcome, self.session_ttl), self.session_ttl)
-        return to_message(self, inv, outcome, stop or self.stop)
+        inv, turn = await self._ainvocation(messages, run_manager, kwargs)
+        with dropped_on_error(turn):
+            try:
+                await aload_results(inv)
+                outcome = await adrive(inv.run, pause_hook(inv.log))
+            finally:
+                await inv.binding.flush()
+            if isinstance(outcome, Paused):
+                key, data = saved_pause(inv, outcome, self.session_ttl)
+                await self.sessions.aput(key, with_turn(data, turn), self.session_ttl)
+            else:
+                await aend_turn(self, turn, inv.run, outcome)
+        return with_session(to_message(self, inv, outcome, stop or self.stop), turn)
+
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """Answer `input`; a `thread_id` in `config["configurable"]` runs it in that thread's REPL session."""
+        with on_thread(config, self.thread_sessions):
+            return super().invoke(input, config, stop=stop, **kwargs)
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """The async twin of `invoke`."""
+        with on_thread(config, self.thread_sessions):
+            return await super().ainvoke(input, config, stop=stop, **kwargs)
+
+    def stream_events(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """langchain-core's `stream_events`; with `version="v3"` a `thread_id` in `config` selects the thread too."""
+        return super().stream_events(input, config, **v3_kwargs(self, config, kwargs))
+
+    def astream_events(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """The async twin of `stream_events`."""
+        return super().astream_events(input, config, **v3_kwargs(self, config, kwargs))
+
+    def close_thread(self, thread_id: str) -> bool:
+        """End a thread's REPL session now and close its sandbox; False when no session is stored for it."""
+        return close_thread(self, thread_id)
+
+    async def aclose_thread(self, thread_id: str) -> bool:
+        """The async twin of `close_thread`."""
+        return await asyncio.to_thread(close_thread, self, thread_id)
 
     def _convert_cached_generations(self, cache_val: list[Any]) -> list[ChatGeneration]:
         """A cached answer that paused for tool calls gets fresh ids that resume nothing, so a second conversation
