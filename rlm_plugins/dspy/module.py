@@ -36,7 +36,7 @@ from rlm_plugins.dspy._validation import (
 from rlm_plugins.dspy.interpreter import InterpreterFactory
 from rlm_plugins.dspy.policy import ChildSignatures, PredictPolicy, history_of
 from rlm_plugins.dspy.signatures import EXECUTION_RULES, build_signatures, format_tool_docs
-from rlm_plugins.dspy.submodel import LMSubModel
+from rlm_plugins.dspy.submodel import LMSubModel, failed_sub_call
 from rlm_plugins.errors import ConfigurationError
 from rlm_plugins.repl.base import FinalAnswer
 from rlm_plugins.repl.factory import sandbox_factory
@@ -59,7 +59,9 @@ class RLM(dspy.Module):
         signature: the task, e.g. "context, query -> answer" or a Signature class; outputs may be typed.
         max_iters: root-model steps per call.
         max_llm_calls: model calls below the root per call: llm_query, each llm_query_batched slot, and each turn
-            (and extract) of an rlm_query child.
+            (and extract) of an rlm_query child. Running out raises a `RuntimeError` ("LLM call limit exceeded")
+            inside the model's code, as in `dspy.RLM`, and the run goes on so the model can still SUBMIT. A failed
+            llm_query_batched slot reads `[ERROR] <message>`; other sub-call failures are raised in the code.
         max_output_chars: REPL output kept per step.
         verbose: log each step's reasoning and code.
         tools: functions or `dspy.Tool`s the code may call (sync or async).
@@ -234,6 +236,8 @@ class RLM(dspy.Module):
             observers=self.observers,
             final_fields=list(self.signature.output_fields),
             final_validator=self._parse_final,
+            on_llm_budget="raise_in_code",
+            sub_failure=failed_sub_call,
         )
         return engine, policy
 
