@@ -35,6 +35,7 @@ from rlm_plugins.dspy._validation import (
 )
 from rlm_plugins.dspy.interpreter import InterpreterFactory
 from rlm_plugins.dspy.policy import ChildSignatures, PredictPolicy, history_of
+from rlm_plugins.dspy.session import Conversations, RLMSession, conversation_key, history_field
 from rlm_plugins.dspy.signatures import EXECUTION_RULES, build_signatures, format_tool_docs
 from rlm_plugins.dspy.submodel import LMSubModel, failed_sub_call
 from rlm_plugins.errors import ConfigurationError
@@ -80,6 +81,13 @@ class RLM(dspy.Module):
         observers: callables receiving the engine's events of every call.
         mcp_servers: MCP servers (URLs, command lines or `{"command", "args"}` dicts) whose tools become REPL
             functions, like `tools`; their connections are shared by copies of the program.
+        persistent: keep one REPL per conversation, found by the signature's `dspy.History` input: a call whose
+            history ends with an earlier call's inputs and outputs continues that call's REPL (see
+            `rlm_plugins.dspy.session`). Calls with other histories, as in optimizers, never share REPL state.
+
+    A `dspy.History` input goes into the REPL as a list of message dicts under its field name (the model sees its
+    size and a preview, not the whole conversation). `forward(..., session=RLMSession())` runs a call as a turn
+    of that session, keeping its REPL across calls.
 
     Raises:
         ReservedNameError: a tool, input or output name is invalid or collides with a built-in name.
@@ -121,6 +129,7 @@ class RLM(dspy.Module):
         exec_timeout: float = 300.0,
         observers: list[Observer] | None = None,
         mcp_servers: list[str | dict[str, Any]] | None = None,
+        persistent: bool = False,
     ) -> None:
         super().__init__()
         self.signature = ensure_signature(signature)
@@ -160,6 +169,18 @@ class RLM(dspy.Module):
         self._child_signatures = ChildSignatures(child_action, child_extract)
         self.generate_action = dspy.Predict(self._action_signature)
         self.extract = dspy.Predict(extract)
+        self._history_field = history_field(self.signature)
+        if persistent and self._history_field is None:
+            raise ConfigurationError(
+                "persistent=True finds each conversation by a dspy.History input field; add one to the signature "
+                "(e.g. 'question, history: dspy.History -> answer'), or pass session=RLMSession() to each call"
+            )
+        self._conversations = Conversations() if persistent else None
+
+    @property
+    def persistent(self) -> bool:
+        """Whether this module keeps one REPL per conversation (`persistent=True`)."""
+        return self._conversations is not None
 
     @property
     def tools(self) -> dict[str, dspy.Tool]:
@@ -244,15 +265,46 @@ class RLM(dspy.Module):
     def _inputs(self, input_args: dict[str, Any]) -> dict[str, Any]:
         validate_inputs(self.signature, input_args)
         return {
-            name: value if isinstance(value, _PASS_AS_IS) else to_jsonable_python(value, fallback=str)
+            name: value if isinstance(value, _PASS_AS_IS) else to_jsonable_python(_repl_value(value), fallback=str)
             for name, value in input_args.items()
         }
 
-    def forward(self, *, interpreter_factory: Callable[[], Any] | None = None, **input_args: Any) -> dspy.Prediction:
+    def _open_turn(self, session: RLMSession | None, input_args: dict[str, Any]) -> RLMSession | None:
+        """The session this call is a turn of: the caller's, this conversation's (persistent), or None."""
+        if session is not None or self._conversations is None:
+            return session
+        history = input_args.get(self._history_field or "")
+        messages = getattr(history, "messages", None) or []
+        return self._conversations.take(conversation_key(messages, self._turn_fields()))
+
+    def _close_turn(self, chat: RLMSession | None, input_args: dict[str, Any], pred: dspy.Prediction | None) -> None:
+        """Keep a persistent conversation's session for the call whose history ends with this one (or close it)."""
+        if chat is None or self._conversations is None:
+            return
+        if pred is None:
+            chat.close()
+            return
+        history = input_args.get(self._history_field or "")
+        turn = {**{k: v for k, v in input_args.items() if k != self._history_field}, **pred}
+        key = conversation_key([*(getattr(history, "messages", None) or []), turn], self._turn_fields())
+        self._conversations.keep(key or "", chat)
+
+    def _turn_fields(self) -> list[str]:
+        names = [*self.signature.input_fields, *self.signature.output_fields]
+        return [name for name in names if name != self._history_field]
+
+    def forward(
+        self,
+        *,
+        interpreter_factory: Callable[[], Any] | None = None,
+        session: RLMSession | None = None,
+        **input_args: Any,
+    ) -> dspy.Prediction:
         """Run the RLM on the signature's inputs.
 
         Args:
             interpreter_factory: a DSPy interpreter factory for this call only.
+            session: run this call as a turn of `session`, in the REPL its earlier calls left.
             **input_args: the signature's input fields; each becomes a REPL variable.
 
         Returns:
@@ -263,15 +315,33 @@ class RLM(dspy.Module):
         """
         inputs = self._inputs(input_args)
         engine, policy = self._engine(interpreter_factory)
-        return self._prediction(engine.run(self.signature.signature, None, inputs), policy)
+        chat, pred = self._open_turn(session, input_args), None
+        try:
+            query = self.signature.signature
+            result = engine.run(query, None, inputs) if chat is None else chat.run(engine, query, inputs)
+            pred = self._prediction(result, policy)
+        finally:
+            self._close_turn(chat if session is None else None, input_args, pred)
+        return pred
 
     async def aforward(
-        self, *, interpreter_factory: Callable[[], Any] | None = None, **input_args: Any
+        self,
+        *,
+        interpreter_factory: Callable[[], Any] | None = None,
+        session: RLMSession | None = None,
+        **input_args: Any,
     ) -> dspy.Prediction:
         """The async twin of `forward`: root and sub-calls through `acall`, sandbox I/O off the event loop."""
         inputs = self._inputs(input_args)
         engine, policy = self._engine(interpreter_factory)
-        return self._prediction(await engine.arun(self.signature.signature, None, inputs), policy)
+        chat, pred = self._open_turn(session, input_args), None
+        try:
+            query = self.signature.signature
+            result = await (engine.arun(query, None, inputs) if chat is None else chat.arun(engine, query, inputs))
+            pred = self._prediction(result, policy)
+        finally:
+            self._close_turn(chat if session is None else None, input_args, pred)
+        return pred
 
     def _parse_final(self, final: FinalAnswer) -> tuple[Any, str | None]:
         """Parse SUBMIT's fields with DSPy's value parsing; a problem goes back to the model as an instruction."""
@@ -311,3 +381,8 @@ class RLM(dspy.Module):
         return dspy.Prediction(
             **outputs, trajectory=[entry.model_dump() for entry in history], final_reasoning=EXTRACT_REASONING
         )
+
+
+def _repl_value(value: Any) -> Any:
+    """What an input becomes in the REPL: a `dspy.History` is its list of messages."""
+    return value.messages if isinstance(value, dspy.History) else value
