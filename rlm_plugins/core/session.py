@@ -15,8 +15,8 @@ they name the newest, as a conversation reads (`aliases="first"` gives the offic
 name stays available. `history_<n>` is stored when turn n ends, so it is in the REPL between turns.
 
 A turn may also bring named variables (`inputs`, e.g. a DSPy call's input fields), loaded under their own names;
-an input named `history` takes that name from the session's alias. With no prompt (None), a turn loads no
-`context_<n>`.
+an input named `history` takes that name from the session's alias. A turn with inputs and no prompt (None) loads
+no `context_<n>`.
 
 Each turn has its own budget unless `budget="session"`, which makes sub-calls, tokens, cost and time (everything
 but iterations, which stay per turn) count over the whole session. A session left unused for `idle_timeout`
