@@ -140,3 +140,23 @@ def test_bootstrap_few_shot_never_shares_repl_state():
         compiled = optimizer.compile(rlm, trainset=dataset(6))
         assert compiled(question="again", history=dspy.History(messages=[])).answer == "1"
     assert len(seen) >= 4 and set(seen) == {"1"}
+
+
+def test_gepa_never_shares_repl_state():
+    """GEPA evaluates copies of the program on minibatches from threads: every call starts in a fresh REPL."""
+    rlm = RLM(CHAT, sandbox="inprocess", sub_lm=echo_sub(), persistent=True)
+    seen, lock = [], threading.Lock()
+
+    def metric(gold, pred, trace=None, pred_name=None, pred_trace=None):
+        with lock:
+            seen.append(pred.answer)
+        ok = pred.answer == "1"
+        return dspy.Prediction(score=float(ok), feedback="Correct." if ok else f"got {pred.answer}")
+
+    reflection = ScriptedLM(lambda messages: '{"new_instruction": "Count the calls this REPL saw."}', model="reflect")
+    optimizer = dspy.GEPA(
+        metric=metric, reflection_lm=reflection, max_metric_calls=16, reflection_minibatch_size=2, num_threads=2
+    )
+    with dspy.context(lm=remembering_root()):
+        optimizer.compile(rlm, trainset=dataset(4), valset=dataset(4))
+    assert len(seen) >= 8 and set(seen) == {"1"}
