@@ -105,6 +105,7 @@ def main() -> None:
     with dspy.context(lm=lm):
         chat = converse(rlm, QUESTIONS)
         fresh = converse(rlm, QUESTIONS[1:2])
+    rlm.close()
     report = {"answers": chat, "fresh_conversation": fresh}
     print(json.dumps(report, indent=2))
 

@@ -182,6 +182,11 @@ class RLM(dspy.Module):
         """Whether this module keeps one REPL per conversation (`persistent=True`)."""
         return self._conversations is not None
 
+    def close(self) -> None:
+        """Release the REPLs kept for conversations (`persistent=True`); later calls start new ones."""
+        if self._conversations is not None:
+            self._conversations.close()
+
     @property
     def tools(self) -> dict[str, dspy.Tool]:
         """User-provided tools (without the built-in llm_query / llm_query_batched / rlm_query)."""

@@ -79,10 +79,20 @@ def test_a_persistent_module_keeps_one_repl_per_conversation(call, sandbox):
         other = call(rlm, question="z", history=dspy.History(messages=[{"question": "y", "answer": "9"}]))
         rebuilt = dspy.History(messages=[dict(m) for m in history.messages])
         fourth = call(rlm, question="d", history=rebuilt)
-    rlm._conversations.close()
+    rlm.close()
     assert answers == ["1", "2", "3"]
     assert other.answer == "1", "another conversation starts in a fresh REPL"
     assert fourth.answer == "4", "a history with the same turns continues, whatever object carries it"
+
+
+def test_close_releases_the_kept_repls(call):
+    rlm = RLM(CHAT, sandbox="inprocess", sub_lm=echo_sub(), persistent=True)
+    with dspy.context(lm=remembering_root()):
+        first = call(rlm, question="a", history=dspy.History(messages=[]))
+        history = dspy.History(messages=[{"question": "a", **first}])
+        rlm.close()
+        assert call(rlm, question="b", history=history).answer == "1"
+    rlm.close()
 
 
 def test_persistent_needs_a_history_field():
@@ -99,7 +109,7 @@ def test_copies_of_a_persistent_module_share_no_repl():
         copied = rlm.deepcopy()
         assert copied(question="b", history=history).answer == "1"
         assert rlm(question="b", history=history).answer == "2"
-    rlm._conversations.close()
+    rlm.close()
 
 
 def dataset(n: int) -> list[dspy.Example]:
@@ -122,7 +132,7 @@ def test_evaluate_threads_never_share_repl_state(sandbox):
 
     with dspy.context(lm=remembering_root()):
         result = dspy.Evaluate(devset=dataset(8), metric=metric, num_threads=3, display_progress=False)(rlm)
-    rlm._conversations.close()
+    rlm.close()
     assert seen == ["1"] * 8
     assert result.score == 100.0
 
