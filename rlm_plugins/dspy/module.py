@@ -35,7 +35,7 @@ from rlm_plugins.dspy._validation import (
 )
 from rlm_plugins.dspy.interpreter import InterpreterFactory
 from rlm_plugins.dspy.policy import ChildSignatures, PredictPolicy, history_of
-from rlm_plugins.dspy.session import Conversations, RLMSession, conversation_key, history_field
+from rlm_plugins.dspy.session import Conversations, RLMSession
 from rlm_plugins.dspy.signatures import EXECUTION_RULES, build_signatures, format_tool_docs
 from rlm_plugins.dspy.submodel import LMSubModel, failed_sub_call
 from rlm_plugins.errors import ConfigurationError
@@ -169,13 +169,7 @@ class RLM(dspy.Module):
         self._child_signatures = ChildSignatures(child_action, child_extract)
         self.generate_action = dspy.Predict(self._action_signature)
         self.extract = dspy.Predict(extract)
-        self._history_field = history_field(self.signature)
-        if persistent and self._history_field is None:
-            raise ConfigurationError(
-                "persistent=True finds each conversation by a dspy.History input field; add one to the signature "
-                "(e.g. 'question, history: dspy.History -> answer'), or pass session=RLMSession() to each call"
-            )
-        self._conversations = Conversations() if persistent else None
+        self._conversations = Conversations(self.signature) if persistent else None
 
     @property
     def persistent(self) -> bool:
@@ -275,28 +269,15 @@ class RLM(dspy.Module):
         }
 
     def _open_turn(self, session: RLMSession | None, input_args: dict[str, Any]) -> RLMSession | None:
-        """The session this call is a turn of: the caller's, this conversation's (persistent), or None."""
+        """The session this call is a turn of: the caller's, else this conversation's (persistent), else None."""
         if session is not None or self._conversations is None:
             return session
-        history = input_args.get(self._history_field or "")
-        messages = getattr(history, "messages", None) or []
-        return self._conversations.take(conversation_key(messages, self._turn_fields()))
+        return self._conversations.take(input_args)
 
     def _close_turn(self, chat: RLMSession | None, input_args: dict[str, Any], pred: dspy.Prediction | None) -> None:
-        """Keep a persistent conversation's session for the call whose history ends with this one (or close it)."""
-        if chat is None or self._conversations is None:
-            return
-        if pred is None:
-            chat.close()
-            return
-        history = input_args.get(self._history_field or "")
-        turn = {**{k: v for k, v in input_args.items() if k != self._history_field}, **pred}
-        key = conversation_key([*(getattr(history, "messages", None) or []), turn], self._turn_fields())
-        self._conversations.keep(key or "", chat)
-
-    def _turn_fields(self) -> list[str]:
-        names = [*self.signature.input_fields, *self.signature.output_fields]
-        return [name for name in names if name != self._history_field]
+        """Keep a persistent conversation's session for its next call (or close it when the call failed)."""
+        if chat is not None and self._conversations is not None:
+            self._conversations.keep(chat, input_args, pred)
 
     def forward(
         self,

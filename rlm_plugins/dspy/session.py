@@ -24,6 +24,7 @@ from pydantic_core import to_jsonable_python
 from rlm_plugins.core.engine import Engine
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.session import Session
+from rlm_plugins.errors import ConfigurationError
 
 
 class RLMSession:
@@ -89,24 +90,48 @@ class Conversations:
     """The sessions of a `persistent=True` module, keyed by where each conversation stands; copies start empty.
 
     Args:
+        signature: the module's signature; its `dspy.History` input field finds the conversations.
         limit: conversations kept at once; the least recently used one is closed beyond it.
         idle_timeout: seconds after which an unused conversation's sandbox is released.
+
+    Raises:
+        ConfigurationError: the signature has no `dspy.History` input field.
     """
 
-    def __init__(self, limit: int = 32, idle_timeout: float | None = 600.0) -> None:
+    def __init__(self, signature: type[dspy.Signature], limit: int = 32, idle_timeout: float | None = 600.0) -> None:
+        self.field = history_field(signature)
+        if self.field is None:
+            raise ConfigurationError(
+                "persistent=True finds each conversation by a dspy.History input field; add one to the signature "
+                "(e.g. 'question, history: dspy.History -> answer'), or pass session=RLMSession() to each call"
+            )
+        self.signature = signature
+        self.names = [name for name in [*signature.input_fields, *signature.output_fields] if name != self.field]
         self.limit = limit
         self.idle_timeout = idle_timeout
         self._sessions: OrderedDict[str, RLMSession] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, key: str | None) -> RLMSession:
-        """The session whose conversation `key` continues (removed until `keep`), else a new one."""
+    def _messages(self, input_args: dict[str, Any]) -> list[Any]:
+        return list(getattr(input_args.get(self.field or ""), "messages", None) or [])
+
+    def take(self, input_args: dict[str, Any]) -> RLMSession:
+        """The session of the call this call's history continues (held until `keep`), else a new one."""
+        key = conversation_key(self._messages(input_args), self.names)
         with self._lock:
             found = self._sessions.pop(key, None) if key is not None else None
         return found or RLMSession(self.idle_timeout)
 
-    def keep(self, key: str, session: RLMSession) -> None:
-        """Keep `session` for the call whose history will end at `key`."""
+    def keep(self, session: RLMSession, input_args: dict[str, Any], pred: Any) -> None:
+        """Keep `session` for the call whose history ends with this call's inputs and outputs `pred`.
+
+        A call that failed (`pred` None) closes its session instead.
+        """
+        if pred is None:
+            session.close()
+            return
+        turn = {**{k: v for k, v in input_args.items() if k != self.field}, **pred}
+        key = conversation_key([*self._messages(input_args), turn], self.names) or ""
         with self._lock:
             self._sessions[key] = session
             evicted = [self._sessions.popitem(last=False)[1] for _ in range(len(self._sessions) - self.limit)]
@@ -121,13 +146,13 @@ class Conversations:
             session.close()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Conversations:
-        return Conversations(self.limit, self.idle_timeout)
+        return Conversations(self.signature, self.limit, self.idle_timeout)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"limit": self.limit, "idle_timeout": self.idle_timeout}
+        return {"signature": self.signature, "limit": self.limit, "idle_timeout": self.idle_timeout}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["limit"], state["idle_timeout"])  # type: ignore[misc]
+        self.__init__(state["signature"], state["limit"], state["idle_timeout"])  # type: ignore[misc]
 
 
 def history_field(signature: type[dspy.Signature]) -> str | None:
