@@ -13,6 +13,8 @@
     │   │   └── SandboxCancelledError code ignored a cancel and the process had to be killed
     │   └── SandboxUnavailableError a paused run's sandbox cannot be reached from here (local, other process)
     ├── SubModelError             a sub-model call failed (shown to the root model as an error string)
+    │   └── SubCallBudgetError    (also RuntimeError) max_llm_calls ran out; raised in the REPL code when the
+    │                             engine's on_llm_budget="raise_in_code"
     ├── ModelError                the root model could not be called
     │   ├── ModelRateLimitError   the provider rate-limited the call
     │   ├── ModelAuthenticationError  the provider refused the key
@@ -94,6 +96,10 @@ class SubModelError(RLMError):
     """A sub-model call failed."""
 
 
+class SubCallBudgetError(SubModelError, RuntimeError):
+    """`max_llm_calls` ran out; raised inside the model's code, which may still give its final answer."""
+
+
 class ModelError(RLMError):
     """The root model could not be called (bad key, unreachable endpoint, bad response).
 
@@ -160,6 +166,7 @@ __all__ = [
     "SessionBusyError",
     "SessionError",
     "SessionExpiredError",
+    "SubCallBudgetError",
     "SubModelError",
     "WorkspaceError",
 ]

@@ -33,7 +33,7 @@ from rlm_plugins.core.parsing import FinalVar
 from rlm_plugins.core.ports import Action, CodeRun, Policy, RunState, Step, SubModel, as_completion
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.steps import Act, Exec, Extract, Operation, Start
-from rlm_plugins.core.subcalls import SubCalls
+from rlm_plugins.core.subcalls import ON_LLM_BUDGET, SubCalls, SubFailure, failed_call_text
 from rlm_plugins.core.variables import describe_tools, describe_variable, is_small
 from rlm_plugins.errors import ConfigurationError, ModelError, RunCancelledError, SandboxError
 from rlm_plugins.repl._values import as_json_text, clean_text
@@ -61,6 +61,11 @@ class Engine:
         final_validator: checks a final answer before the run accepts it.
         refuse_premature_final: refuse a literal final answer typed in before the model has seen any output of
             the run, or after output of the same reply it has not read (see `rlm_plugins.core.final_checks`).
+        on_llm_budget: what running out of `max_llm_calls` does: "end_run" (refused calls get an error string
+            and the run ends after the step) or "raise_in_code" (`SubCallBudgetError` is raised in the model's
+            code, and the run goes on so the model can still answer; `dspy.RLM`'s behaviour).
+        sub_failure: what a failed sub-call gives the model's code (see `rlm_plugins.core.subcalls.SubFailure`);
+            by default every failure is an error string in its slot.
     """
 
     def __init__(
@@ -79,6 +84,8 @@ class Engine:
         final_validator: FinalValidator | None = None,
         refuse_premature_final: bool = True,
         sub_tools: Mapping[str, Callable[..., Any]] | None = None,
+        on_llm_budget: str = "end_run",
+        sub_failure: SubFailure | None = None,
     ) -> None:
         self.policy = policy
         self.sub_model = sub_model
@@ -93,6 +100,10 @@ class Engine:
         self.final_fields = final_fields
         self.final_validator = final_validator
         self.refuse_premature_final = refuse_premature_final
+        if on_llm_budget not in ON_LLM_BUDGET:
+            raise ConfigurationError(f"on_llm_budget={on_llm_budget!r}: pass one of {list(ON_LLM_BUDGET)}")
+        self.on_llm_budget = on_llm_budget
+        self.sub_failure: SubFailure = sub_failure or failed_call_text
 
     def new_run(
         self,

@@ -14,6 +14,10 @@ The official package keeps `context` (and `history`) bound to the first turn's `
 they name the newest, as a conversation reads (`aliases="first"` gives the official binding), while every numbered
 name stays available. `history_<n>` is stored when turn n ends, so it is in the REPL between turns.
 
+A turn may also bring named variables (`inputs`, e.g. a DSPy call's input fields), loaded under their own names;
+an input named `history` takes that name from the session's alias. A turn with inputs and no prompt (None) loads
+no `context_<n>`.
+
 Each turn has its own budget unless `budget="session"`, which makes sub-calls, tokens, cost and time (everything
 but iterations, which stay per turn) count over the whole session. A session left unused for `idle_timeout`
 seconds releases its sandbox; using it afterwards raises `SessionExpiredError`.
@@ -22,6 +26,7 @@ seconds releases its sandbox; using it afterwards raises `SessionExpiredError`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from rlm_plugins.core.budget import Budget
@@ -78,9 +83,12 @@ class Session:
         self._gone: str | None = None
         self._timer: threading.Timer | None = None
 
-    def completion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
-        """One turn: `prompt` goes into the REPL as `context_<n>` (and `context`); `root_prompt` is the question."""
-        run = self._begin(prompt, root_prompt)
+    def completion(
+        self, prompt: Any, root_prompt: str | None = None, *, inputs: Mapping[str, Any] | None = None
+    ) -> RLMResult:
+        """One turn: `prompt` goes into the REPL as `context_<n>` (and `context`), `inputs` by their names;
+        `root_prompt` is the question."""
+        run = self._begin(prompt, root_prompt, inputs)
         try:
             result = run.run_sync()
         finally:
@@ -89,9 +97,11 @@ class Session:
                 self._keep(*kept)
         return result
 
-    async def acompletion(self, prompt: Any, root_prompt: str | None = None) -> RLMResult:
+    async def acompletion(
+        self, prompt: Any, root_prompt: str | None = None, *, inputs: Mapping[str, Any] | None = None
+    ) -> RLMResult:
         """The async twin of `completion`."""
-        run = self._begin(prompt, root_prompt)
+        run = self._begin(prompt, root_prompt, inputs)
         try:
             result = await run.run_async()
         finally:
@@ -164,7 +174,7 @@ class Session:
         if turns and history is not None:
             sandbox.load(f"history_{turns - 1}", history)
 
-    def _begin(self, prompt: Any, root_prompt: str | None) -> Run:
+    def _begin(self, prompt: Any, root_prompt: str | None, inputs: Mapping[str, Any] | None = None) -> Run:
         with self._lock:
             if self._gone is not None:
                 raise SessionExpiredError(f"{self._gone}; its REPL variables are gone. Start a new session")
@@ -178,14 +188,19 @@ class Session:
                 self.sandbox = engine.sandbox_factory(
                     max_output_chars=engine.max_output_chars, final_fields=engine.final_fields
                 )
-            loads: list[tuple[str, Any]] = [(f"context_{n}", prompt)]
+            inputs = dict(inputs or {})
+            fresh = prompt is None and bool(inputs)
+            loads: list[tuple[str, Any]] = [] if fresh else [(f"context_{n}", prompt)]
+            loads.extend(inputs.items())
             first = self.aliases == "first"
-            aliases = {"context": f"context_{0 if first else n}"}
-            if self._history is not None:
+            aliases = {} if fresh else {"context": f"context_{0 if first else n}"}
+            if self._history is not None and "history" not in inputs:
                 aliases["history"] = f"history_{0 if first else n - 1}"
             query = (root_prompt or DEFAULT_QUERY) + turn_note(n, first)
             budget = self.budget or Budget(self.engine.limits)
-            self.run = Run(self.engine, budget, query, prompt, loads=loads, aliases=aliases, sandbox=self.sandbox)
+            self.run = Run(
+                self.engine, budget, query, prompt, inputs, loads=loads, aliases=aliases, sandbox=self.sandbox
+            )
             return self.run
 
     def _end(self, run: Run) -> tuple[Sandbox, str, Any] | None:

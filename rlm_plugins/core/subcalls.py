@@ -2,8 +2,13 @@
 
 Both forms share everything but the fan-out: checking arguments, reserving the budget before a batch starts,
 checking the spend again before each slot starts (so a batch stops once tokens, cost or time run out, overshooting
-by at most the calls already in flight), recording usage, emitting events, and turning a failed slot into an error
-string in that slot. `rlm_query` children draw on the same budget: each of their model calls is reserved first.
+by at most the calls already in flight), recording usage, emitting events, and turning a failed call into the text
+the engine's `sub_failure` gives (an error string in that slot), or raising it in the model's code when that gives
+None. `rlm_query` children draw on the same budget: each of their model calls is reserved first.
+
+Running out of `max_llm_calls` ends the run after the current step (`on_llm_budget="end_run"`, the calls refused
+get an error string), or raises `SubCallBudgetError` inside the model's code and lets the run go on
+(`on_llm_budget="raise_in_code"`, as `dspy.RLM` does), so the model can still give its answer.
 """
 
 from __future__ import annotations
@@ -18,11 +23,27 @@ from rlm_plugins._threads import DaemonPool
 from rlm_plugins.core.children import Children, Lifecycle
 from rlm_plugins.core.events import SubCall, emit
 from rlm_plugins.core.ports import Completion, SubModel, as_completion
+from rlm_plugins.errors import SubCallBudgetError
 
 if TYPE_CHECKING:
     from rlm_plugins.core.engine import Run
 
 BUILTIN_TOOLS = ("llm_query", "llm_query_batched", "rlm_query")
+
+SubFailure = Callable[[BaseException, bool], str | None]
+"""What a failed sub-call gives the model's code: called with the error and whether the call was a slot of
+`llm_query_batched`; returns the text that call returns, or None to raise the error inside the code."""
+
+ON_LLM_BUDGET = ("end_run", "raise_in_code")
+"""What running out of `max_llm_calls` does: end the run after this step, or raise inside the model's code."""
+
+
+def failed_call_text(error: BaseException, batched: bool) -> str:
+    """The default `SubFailure`: every failed call, single or in a batch, is an instruction to the model."""
+    return (
+        f"[Error] the sub-model call failed ({type(error).__name__}: {error}). Retry once, or continue without "
+        "this piece."
+    )
 
 
 class SubCalls:
@@ -67,8 +88,19 @@ class SubCalls:
         return [p if isinstance(p, str) else str(p) for p in prompts]
 
     def _reserve(self, n: int) -> str | None:
-        """None when `n` calls may start; else the error string every slot gets."""
-        return self._refusal("cancelled" if self.life.cancelled else self.run.budget.reserve_calls(n))
+        """None when `n` calls may start; else the error string every slot gets.
+
+        Raises:
+            SubCallBudgetError: `max_llm_calls` ran out and the engine raises that in the model's code.
+        """
+        budget = self.run.budget
+        reason = "cancelled" if self.life.cancelled else budget.reserve_calls(n)
+        if reason == "max_llm_calls" and self.run.engine.on_llm_budget == "raise_in_code":
+            raise SubCallBudgetError(
+                f"LLM call limit exceeded: {budget.llm_calls} + {n} > {budget.limits.max_llm_calls}. "
+                "Use Python code for aggregation instead of making more LLM calls."
+            )
+        return self._refusal(reason)
 
     def _slot_refused(self) -> str | None:
         """Checked as each reserved slot starts: the refusal once time, tokens or cost ran out, else None."""
@@ -88,7 +120,9 @@ class SubCalls:
             "results you already have and give your final answer."
         )
 
-    def _finish(self, kind: str, prompt: str, started: float, outcome: Completion | BaseException) -> str:
+    def _finish(
+        self, kind: str, prompt: str, started: float, outcome: Completion | BaseException, batched: bool = False
+    ) -> str:
         run = self.run
         model = getattr(self.sub, "name", "sub")
         if isinstance(outcome, BaseException):
@@ -96,7 +130,10 @@ class SubCalls:
             run.budget.record(model, None)
             event = SubCall(run.run_id, run.depth, kind, model, len(prompt), 0, _since(started), None, error, prompt)
             emit(run.observers, event)
-            return f"[Error] the sub-model call failed ({error}). Retry once, or continue without this piece."
+            text = run.engine.sub_failure(outcome, batched)
+            if text is None:
+                raise outcome
+            return text
         completion = outcome
         run.budget.record(completion.model or model, completion.usage)
         emit(
@@ -134,13 +171,13 @@ class SubCalls:
         refused = self._slot_refused()
         if refused:
             return refused
-        return self._finish("llm", prompt, time.perf_counter(), _call(lambda: self.sub.query(prompt)))
+        return self._finish("llm", prompt, time.perf_counter(), _call(lambda: self.sub.query(prompt)), True)
 
     async def _aslot(self, prompt: str) -> str:
         refused = self._slot_refused()
         if refused:
             return refused
-        return self._finish("llm", prompt, time.perf_counter(), await _acall(lambda: self.sub.aquery(prompt)))
+        return self._finish("llm", prompt, time.perf_counter(), await _acall(lambda: self.sub.aquery(prompt)), True)
 
     def batch(self, prompts: Any) -> list[str]:
         items = self._prompts(prompts)
@@ -151,7 +188,7 @@ class SubCalls:
             return [self._slot(p) for p in items]
         pool = DaemonPool(min(self.max_concurrency, len(items)), "rlm-sub", idle=1.0)
         futures = [pool.submit(contextvars.copy_context().run, self._slot, p) for p in items]
-        return [future.result() for future in futures]
+        return _texts([_settled(future) for future in futures])
 
     async def abatch(self, prompts: Any) -> list[str]:
         items = self._prompts(prompts)
@@ -164,7 +201,7 @@ class SubCalls:
             async with gate:
                 return await self._aslot(prompt)
 
-        return list(await asyncio.gather(*(one(p) for p in items)))
+        return _texts(await asyncio.gather(*(one(p) for p in items), return_exceptions=True))
 
     def _child(self, prompt: Any, context: Any) -> tuple[Run | None, str | None]:
         """A child run with its first turn reserved, or the refusal string; (None, None) at the maximum depth."""
@@ -267,6 +304,22 @@ async def _acall(fn: Callable[[], Awaitable[Any]]) -> Completion | BaseException
         return as_completion(await fn())
     except Exception as exc:
         return exc
+
+
+def _settled(future: Any) -> str | BaseException:
+    """A slot's text, or the error it raised (waiting for it either way)."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return exc
+
+
+def _texts(outcomes: list[Any]) -> list[str]:
+    """The slots' texts once every slot has ended; the first error a slot raised is raised here."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return list(outcomes)
 
 
 def _since(started: float) -> float:

@@ -10,6 +10,7 @@ from rlm_plugins.dspy.errors import InvalidToolsError, ReservedNameError
 from rlm_plugins.dspy.interpreter import InterpreterFactory, SandboxInterpreter, interpreter_factory
 from rlm_plugins.dspy.module import RLM
 from rlm_plugins.dspy.policy import PredictPolicy
+from rlm_plugins.dspy.session import RLMSession
 from rlm_plugins.dspy.submodel import LMSubModel
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "InvalidToolsError",
     "LMSubModel",
     "PredictPolicy",
+    "RLMSession",
     "ReservedNameError",
     "SandboxInterpreter",
     "interpreter_factory",

@@ -35,8 +35,9 @@ from rlm_plugins.dspy._validation import (
 )
 from rlm_plugins.dspy.interpreter import InterpreterFactory
 from rlm_plugins.dspy.policy import ChildSignatures, PredictPolicy, history_of
+from rlm_plugins.dspy.session import Conversations, RLMSession
 from rlm_plugins.dspy.signatures import EXECUTION_RULES, build_signatures, format_tool_docs
-from rlm_plugins.dspy.submodel import LMSubModel
+from rlm_plugins.dspy.submodel import LMSubModel, failed_sub_call
 from rlm_plugins.errors import ConfigurationError
 from rlm_plugins.repl.base import FinalAnswer
 from rlm_plugins.repl.factory import sandbox_factory
@@ -59,7 +60,9 @@ class RLM(dspy.Module):
         signature: the task, e.g. "context, query -> answer" or a Signature class; outputs may be typed.
         max_iters: root-model steps per call.
         max_llm_calls: model calls below the root per call: llm_query, each llm_query_batched slot, and each turn
-            (and extract) of an rlm_query child.
+            (and extract) of an rlm_query child. Running out raises a `RuntimeError` ("LLM call limit exceeded")
+            inside the model's code, as in `dspy.RLM`, and the run goes on so the model can still SUBMIT. A failed
+            llm_query_batched slot reads `[ERROR] <message>`; other sub-call failures are raised in the code.
         max_output_chars: REPL output kept per step.
         verbose: log each step's reasoning and code.
         tools: functions or `dspy.Tool`s the code may call (sync or async).
@@ -78,6 +81,13 @@ class RLM(dspy.Module):
         observers: callables receiving the engine's events of every call.
         mcp_servers: MCP servers (URLs, command lines or `{"command", "args"}` dicts) whose tools become REPL
             functions, like `tools`; their connections are shared by copies of the program.
+        persistent: keep one REPL per conversation, found by the signature's `dspy.History` input: a call whose
+            history ends with an earlier call's inputs and outputs continues that call's REPL (see
+            `rlm_plugins.dspy.session`). Calls with other histories, as in optimizers, never share REPL state.
+
+    A `dspy.History` input goes into the REPL as a list of message dicts under its field name (the model sees its
+    size and a preview, not the whole conversation). `forward(..., session=RLMSession())` runs a call as a turn
+    of that session, keeping its REPL across calls.
 
     Raises:
         ReservedNameError: a tool, input or output name is invalid or collides with a built-in name.
@@ -119,6 +129,7 @@ class RLM(dspy.Module):
         exec_timeout: float = 300.0,
         observers: list[Observer] | None = None,
         mcp_servers: list[str | dict[str, Any]] | None = None,
+        persistent: bool = False,
     ) -> None:
         super().__init__()
         self.signature = ensure_signature(signature)
@@ -158,6 +169,17 @@ class RLM(dspy.Module):
         self._child_signatures = ChildSignatures(child_action, child_extract)
         self.generate_action = dspy.Predict(self._action_signature)
         self.extract = dspy.Predict(extract)
+        self._conversations = Conversations(self.signature) if persistent else None
+
+    @property
+    def persistent(self) -> bool:
+        """Whether this module keeps one REPL per conversation (`persistent=True`)."""
+        return self._conversations is not None
+
+    def close(self) -> None:
+        """Release the REPLs kept for conversations (`persistent=True`); later calls start new ones."""
+        if self._conversations is not None:
+            self._conversations.close()
 
     @property
     def tools(self) -> dict[str, dspy.Tool]:
@@ -234,21 +256,41 @@ class RLM(dspy.Module):
             observers=self.observers,
             final_fields=list(self.signature.output_fields),
             final_validator=self._parse_final,
+            on_llm_budget="raise_in_code",
+            sub_failure=failed_sub_call,
         )
         return engine, policy
 
     def _inputs(self, input_args: dict[str, Any]) -> dict[str, Any]:
         validate_inputs(self.signature, input_args)
         return {
-            name: value if isinstance(value, _PASS_AS_IS) else to_jsonable_python(value, fallback=str)
+            name: value if isinstance(value, _PASS_AS_IS) else to_jsonable_python(_repl_value(value), fallback=str)
             for name, value in input_args.items()
         }
 
-    def forward(self, *, interpreter_factory: Callable[[], Any] | None = None, **input_args: Any) -> dspy.Prediction:
+    def _open_turn(self, session: RLMSession | None, input_args: dict[str, Any]) -> RLMSession | None:
+        """The session this call is a turn of: the caller's, else this conversation's (persistent), else None."""
+        if session is not None or self._conversations is None:
+            return session
+        return self._conversations.take(input_args)
+
+    def _close_turn(self, chat: RLMSession | None, input_args: dict[str, Any], pred: dspy.Prediction | None) -> None:
+        """Keep a persistent conversation's session for its next call (or close it when the call failed)."""
+        if chat is not None and self._conversations is not None:
+            self._conversations.keep(chat, input_args, pred)
+
+    def forward(
+        self,
+        *,
+        interpreter_factory: Callable[[], Any] | None = None,
+        session: RLMSession | None = None,
+        **input_args: Any,
+    ) -> dspy.Prediction:
         """Run the RLM on the signature's inputs.
 
         Args:
             interpreter_factory: a DSPy interpreter factory for this call only.
+            session: run this call as a turn of `session`, in the REPL its earlier calls left.
             **input_args: the signature's input fields; each becomes a REPL variable.
 
         Returns:
@@ -259,15 +301,33 @@ class RLM(dspy.Module):
         """
         inputs = self._inputs(input_args)
         engine, policy = self._engine(interpreter_factory)
-        return self._prediction(engine.run(self.signature.signature, None, inputs), policy)
+        chat, pred = self._open_turn(session, input_args), None
+        try:
+            query = self.signature.signature
+            result = engine.run(query, None, inputs) if chat is None else chat.run(engine, query, inputs)
+            pred = self._prediction(result, policy)
+        finally:
+            self._close_turn(chat if session is None else None, input_args, pred)
+        return pred
 
     async def aforward(
-        self, *, interpreter_factory: Callable[[], Any] | None = None, **input_args: Any
+        self,
+        *,
+        interpreter_factory: Callable[[], Any] | None = None,
+        session: RLMSession | None = None,
+        **input_args: Any,
     ) -> dspy.Prediction:
         """The async twin of `forward`: root and sub-calls through `acall`, sandbox I/O off the event loop."""
         inputs = self._inputs(input_args)
         engine, policy = self._engine(interpreter_factory)
-        return self._prediction(await engine.arun(self.signature.signature, None, inputs), policy)
+        chat, pred = self._open_turn(session, input_args), None
+        try:
+            query = self.signature.signature
+            result = await (engine.arun(query, None, inputs) if chat is None else chat.arun(engine, query, inputs))
+            pred = self._prediction(result, policy)
+        finally:
+            self._close_turn(chat if session is None else None, input_args, pred)
+        return pred
 
     def _parse_final(self, final: FinalAnswer) -> tuple[Any, str | None]:
         """Parse SUBMIT's fields with DSPy's value parsing; a problem goes back to the model as an instruction."""
@@ -307,3 +367,8 @@ class RLM(dspy.Module):
         return dspy.Prediction(
             **outputs, trajectory=[entry.model_dump() for entry in history], final_reasoning=EXTRACT_REASONING
         )
+
+
+def _repl_value(value: Any) -> Any:
+    """What an input becomes in the REPL: a `dspy.History` is its list of messages."""
+    return value.messages if isinstance(value, dspy.History) else value

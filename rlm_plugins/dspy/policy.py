@@ -27,6 +27,7 @@ from rlm_plugins.dspy._usage import Meter, metered
 logger = logging.getLogger("rlm_plugins.dspy")
 
 NO_OUTPUT = "(no output - did you forget to print?)"
+HISTORY_DESC = "The conversation so far: a list of earlier turns, each a dict of that turn's input and output fields."
 EMPTY_CODE = "The code field was empty. Write the Python code to run next, and call SUBMIT(...) in it when done."
 
 
@@ -165,6 +166,8 @@ def variable(info: ContextInfo, field: Any = None) -> REPLVariable:
     desc = extra.get("desc", "") or ""
     if desc.startswith("${"):
         desc = ""
+    if not desc and getattr(field, "annotation", None) is dspy.History:
+        desc = HISTORY_DESC
     return REPLVariable(
         name=info.name,
         type_name=info.type,

@@ -4,6 +4,10 @@ Each sub-call goes through the LM's own `__call__` / `acall`, so it lands in `lm
 `dspy.inspect_history`, fires `on_lm_start`/`on_lm_end` callbacks, counts in `track_usage`, and is served from
 DSPy's cache when an identical request was made before. Its tokens and cost go to the engine's budget too, and a
 provider failure (rate limit, auth, timeout) becomes a `SubModelError` that says what to do.
+
+`failed_sub_call` is how failures reach the model's code, as in `dspy.RLM`: a slot of `llm_query_batched` whose
+LM failed reads `[ERROR] <message>`; anything else (a failed `llm_query`, a programming error such as a
+`TypeError` from a misbehaving LM) is raised inside the code.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import dspy
+from dspy.utils.exceptions import LMError, format_error_for_lm
 
+from rlm_plugins.core.model_errors import causes
 from rlm_plugins.core.ports import Completion
 from rlm_plugins.dspy._context import applied, capture
 from rlm_plugins.dspy._usage import metered
@@ -74,3 +80,11 @@ def response_text(response: Any) -> str:
     if not isinstance(text, str):
         raise TypeError(f"the sub-LM's response must contain text, got {type(text).__name__}")
     return text
+
+
+def failed_sub_call(error: BaseException, batched: bool) -> str | None:
+    """The engine's `sub_failure` for DSPy: `[ERROR] ...` for an LM failure in a batch slot, else raise (None)."""
+    if not batched:
+        return None
+    lm_error = next((cause for cause in causes(error) if isinstance(cause, LMError)), None)
+    return None if lm_error is None else f"[ERROR] {format_error_for_lm(lm_error)}"

@@ -141,5 +141,5 @@ def test_a_sub_call_provider_error_is_an_error_string_in_its_slot(scripted_opena
     rlm = RLM("context -> answer", sub_lm=lm(server, "openai/sub"), sandbox="inprocess")
     with dspy.context(lm=lm(server)):
         pred = call(rlm, context="x")
-    assert pred.answer.startswith("[Error] the sub-model call failed")
-    assert "rate limited" in pred.answer
+    assert pred.answer.startswith("[ERROR] [openai/sub] "), "a failed slot reads as in dspy.RLM"
+    assert "Rate limit reached" in pred.answer

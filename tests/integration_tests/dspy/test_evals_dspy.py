@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import dspy
 import pytest
@@ -15,6 +11,7 @@ import pytest
 from rlm_plugins.dspy import RLM
 from rlm_plugins.evals import as_dspy, oracle_answer
 from rlm_plugins.evals.dspy_set import SIGNATURE
+from tests._examples import run_example
 from tests.unit_tests.dspy._scripted import ScriptedLM, root
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -47,17 +44,7 @@ def test_dspy_evaluate_runs_the_rlm_on_generated_niah():
 
 
 def test_gepa_aggregate_example_runs_offline():
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--sandbox", "inprocess"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout[done.stdout.index("{") :])
+    report = run_example(EXAMPLE.name, "--sandbox", "inprocess", timeout=120)
     assert report["score_before"] < 10.0
     assert report["score_after"] == 100.0
     assert report["instructions_changed"] is True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import subprocess
@@ -10,23 +9,15 @@ import sys
 
 import pytest
 
+from tests._examples import run_example
+
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "dspy_gepa_root_prompt.py"
 
 
 @pytest.mark.parametrize("sandbox", ["local", "inprocess"])
 def test_gepa_root_prompt_example_runs_offline(sandbox):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--sandbox", sandbox],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout[done.stdout.index("{") :])
+    report = run_example(EXAMPLE.name, "--sandbox", sandbox, timeout=120)
     assert report["score_before"] == 0.0
     assert report["score_after"] == 100.0
     assert report["score_reloaded"] == 100.0
