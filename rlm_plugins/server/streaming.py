@@ -13,6 +13,8 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
+
 from rlm_plugins.core.events import CodeExecuted, Event, RootStep, SubCall
 from rlm_plugins.server.errors import APIError
 from rlm_plugins.server.responses import Reply, chunk, reply_chunks
@@ -90,7 +92,10 @@ async def event_stream(
                 yield sse(piece)
         yield "data: [DONE]\n\n"
     finally:
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await on_close()
+        # Starlette cancels this generator when the client leaves; the shield lets the run's own cleanup (the
+        # sandbox is stopped) finish instead of being cancelled again by the enclosing cancel scope.
+        with anyio.CancelScope(shield=True):
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await on_close()
