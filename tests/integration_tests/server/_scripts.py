@@ -40,6 +40,7 @@ SCRIPTS: dict[str, list[str]] = {
         repl("FINAL({'city': 'Paris', 'temp': 21})"),
     ],
     "slow": [repl("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)"), repl("FINAL('late')")],
+    "delayed": [repl("print('slowly')"), repl("FINAL('done in time')")],
     "agent": [
         repl("get_weather(city='Paris')"),
         repl("FINAL('It is ' + str(list(tool_results.values())[-1]))"),
@@ -62,9 +63,11 @@ def script(request: dict[str, Any]) -> str:
         return SUB_REPLY
     if "no more code will run" in str(messages[-1].get("content")):
         return "extracted"
-    replies = SCRIPTS[scenario(request)]
+    name = scenario(request)
+    replies = SCRIPTS[name]
     turn = sum(1 for m in messages if m["role"] == "assistant")
-    return replies[min(turn, len(replies) - 1)]
+    reply = replies[min(turn, len(replies) - 1)]
+    return {"content": reply, "delay": 2.0} if name == "delayed" and turn == 0 else reply
 
 
 def descendants(pid: int | None = None) -> set[int]:
