@@ -53,7 +53,7 @@ def test_several_long_messages_become_documents_and_tool_calls_are_shown():
     task = build_task(messages, threshold=15)
     assert [d["role"] for d in task.context] == ["user", "tool"]
     assert "[image_url content omitted]" in task.context[0]["content"]
-    assert "called tools: f(null) [id c1]" in task.query and "[tool result for c1]" in task.query
+    assert "called tools: f({}) [id c1]" in task.query and "[tool result for c1]" in task.query
 
 
 def test_call_parts_reads_both_shapes():
