@@ -18,8 +18,8 @@ import asyncio
 import os
 import socket
 import statistics
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import uvicorn
+from _workloads import _tree_rss
 
 from rlm_plugins.core.callables import CallableSubModel
 from rlm_plugins.core.chat_policy import ChatPolicy
@@ -75,27 +76,53 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(sandbox: str, sessions: int) -> tuple[uvicorn.Server, threading.Thread, str, Any]:
+def app_config(sandbox: str, sessions: int, port: int) -> ServerConfig:
     policy, sub = ports()
-    config = ServerConfig(
+    return ServerConfig(
         api_keys=[KEY],
         models={"bench": ModelConfig(policy=policy, sub_model=sub, sandbox=sandbox)},
         max_concurrent_runs=sessions,
         max_queued_runs=sessions,
         max_sessions=sessions * 4,
-        port=free_port(),
+        port=port,
     )
-    app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    return server, thread, f"http://127.0.0.1:{config.port}/v1", app.state.rlm
+
+
+def serve_here(sandbox: str, sessions: int, port: int) -> None:
+    """The server process: the scripted models served on `port` until SIGTERM."""
+    config = app_config(sandbox, sessions, port)
+    uvicorn.run(create_app(config), host="127.0.0.1", port=port, log_config=None, access_log=False)
+
+
+class ServerProcess:
+    """This script with `--serve`: the server in its own process, so client and server share no GIL."""
+
+    def __init__(self, sandbox: str, sessions: int) -> None:
+        self.port = free_port()
+        command = [sys.executable, __file__, "--serve", str(self.port), "--sandbox", sandbox]
+        command += ["--sessions", str(sessions)]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}/v1"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and self.proc.poll() is None, "the bench server did not start"
+                time.sleep(0.1)
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
 
 
 async def overhead(runs: int) -> dict[str, float]:
-    """Median seconds of the 3-step run through the engine and through the server."""
+    """Median seconds of the 3-step run through the engine and through the server, and of GET /healthz."""
     policy, sub = ports()
     engine = Engine(policy, sub, sandbox_factory("inprocess"))
     direct = []
@@ -104,52 +131,33 @@ async def overhead(runs: int) -> dict[str, float]:
         result = await engine.arun("bench")
         direct.append(time.perf_counter() - started)
         assert result.response == "1!", result
-    server, thread, base, _ = start_server("inprocess", 4)
-    served = []
+    server = ServerProcess("inprocess", 4)
+    served: list[float] = []
+    health: list[float] = []
     try:
-        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {KEY}"}) as http:
+        async with httpx.AsyncClient(base_url=server.base, headers={"Authorization": f"Bearer {KEY}"}) as http:
             body = {"model": "bench", "messages": [{"role": "user", "content": "bench"}]}
             for _ in range(runs):
                 started = time.perf_counter()
                 response = await http.post("/chat/completions", json=body)
                 served.append(time.perf_counter() - started)
                 assert response.json()["choices"][0]["message"]["content"] == "1!", response.text
+            for _ in range(runs):
+                started = time.perf_counter()
+                (await http.get(server.base.removesuffix("/v1") + "/healthz")).raise_for_status()
+                health.append(time.perf_counter() - started)
     finally:
-        server.should_exit = True
-        thread.join(30)
-    return {"direct": statistics.median(direct), "served": statistics.median(served)}
+        server.stop()
+    return {
+        "direct": statistics.median(direct),
+        "served": statistics.median(served),
+        "health": statistics.median(health),
+    }
 
 
-def rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def descendants(pid: int) -> set[int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                parents[int(entry.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def total_rss_kb() -> int:
-    me = os.getpid()
-    return rss_kb(me) + sum(rss_kb(pid) for pid in descendants(me))
+def tree_rss_kb(pid: int) -> int:
+    """The RSS of `pid` and its descendants, in KiB."""
+    return _tree_rss(pid) // 1024
 
 
 async def conversation(http: httpx.AsyncClient, i: int, latencies: list[float], gate: Gate) -> None:
@@ -192,43 +200,55 @@ class Gate:
 
 
 async def concurrency(sessions: int, sandbox: str) -> dict[str, Any]:
-    baseline = total_rss_kb()
-    server, thread, base, state = start_server(sandbox, sessions)
+    server = ServerProcess(sandbox, sessions)
+    baseline = tree_rss_kb(server.proc.pid)
     latencies: list[float] = []
-    errors = 0
     try:
         limits = httpx.Limits(max_connections=sessions * 2)
         headers = {"Authorization": f"Bearer {KEY}"}
-        async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=600) as http:
+        async with httpx.AsyncClient(base_url=server.base, headers=headers, limits=limits, timeout=600) as http:
             gate = Gate(sessions)
             tasks = [asyncio.ensure_future(conversation(http, i, latencies, gate)) for i in range(sessions)]
             waiter = asyncio.ensure_future(gate.all_paused.wait())
             await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)  # a task ends early: error
             await asyncio.sleep(0.5)
-            paused_kb = total_rss_kb() - baseline
-            paused_store = len(state.runner.store)
+            paused_kb = tree_rss_kb(server.proc.pid) - baseline
+            paused = server.metric("rlm_paused_runs")
             gate.go.set()
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-            errors = sum(1 for o in outcomes if isinstance(o, BaseException))
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    print("error:", repr(outcome)[:300])
-        left = {"in_flight": state.limiter.running, "paused_left": len(state.runner.store)}
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        for error in errors:
+            print("error:", repr(error)[:300])
+        time.sleep(1.0)
+        left = {
+            "in_flight": server.metric("rlm_runs_in_flight"),
+            "paused_left": server.metric("rlm_paused_runs"),
+            "sandbox_processes_left": len(children_of(server.proc.pid)),
+        }
     finally:
-        server.should_exit = True
-        thread.join(60)
-    time.sleep(1.0)
-    left["sandbox_processes_left"] = len(descendants(os.getpid()))
+        server.stop()
     ordered = sorted(latencies)
     return {
         "requests": len(latencies),
-        "errors": errors,
+        "errors": len(errors),
         "p50": statistics.median(ordered),
         "p95": ordered[int(0.95 * (len(ordered) - 1))],
-        "paused_sessions": paused_store,
+        "paused_sessions": paused,
         "kb_per_paused_session": paused_kb / sessions,
         **left,
     }
+
+
+def children_of(pid: int) -> list[int]:
+    """Live descendants of `pid`."""
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for entry in Path(f"/proc/{parent}/task").glob("*/children"):
+            kids = [int(k) for k in entry.read_text().split()]
+            found += kids
+            frontier += kids
+    return found
 
 
 def main() -> None:
@@ -236,13 +256,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--sessions", type=int, default=64)
     parser.add_argument("--sandbox", default="local")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if args.serve:
+        serve_here(args.sandbox, args.sessions, args.serve)
+        return
     o = asyncio.run(overhead(args.runs))
     print(f"3-step scripted run, inprocess sandbox, {args.runs} runs each (median):")
     print(f"  engine directly: {o['direct'] * 1000:.2f} ms")
     print(f"  through server:  {o['served'] * 1000:.2f} ms")
     print(f"  server overhead: {(o['served'] - o['direct']) * 1000:.2f} ms per request")
+    print(f"  (GET /healthz round trip, the HTTP floor of this client and server: {o['health'] * 1000:.2f} ms)")
     c = asyncio.run(concurrency(args.sessions, args.sandbox))
     print(f"{args.sessions} concurrent conversations x 3 requests (2 tool continuations), sandbox={args.sandbox}:")
     print(f"  requests {c['requests']}, errors {c['errors']}")

@@ -44,6 +44,7 @@ class ServerState:
         self.runner = Runner(config, store)
         self.limiter = RunLimiter(config.max_concurrent_runs, config.max_queued_runs, config.queue_timeout)
         self.metrics = Metrics()
+        self.metrics.count_paused(self.runner.store)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.draining = False
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from rlm_plugins.core.events import Event, SubCall
@@ -28,6 +30,12 @@ class Metrics:
         self.sub_calls = Counter("rlm_sub_calls", "sub-model calls made by runs (llm_query and friends)", registry=reg)
         self.tokens = Counter("rlm_tokens", "tokens of root and sub calls", ["kind"], registry=reg)
         self.errors = Counter("rlm_errors", "error responses by type and code", ["type", "code"], registry=reg)
+        self.waiting = Gauge("rlm_paused_runs", "runs paused for tool calls held by this process", registry=reg)
+
+    def count_paused(self, store: Any) -> None:
+        """Report the paused runs `store` holds (stores that can count them: the in-memory one)."""
+        if hasattr(store, "__len__"):
+            self.waiting.set_function(lambda: len(store))
 
     def observe(self, event: Event) -> None:
         """An engine observer: counts sub-calls."""
