@@ -48,7 +48,7 @@ class ServerState:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.draining = False
 
-    async def drive(self, turn: ToolTurn, req: ChatRequest) -> Reply:
+    async def drive(self, turn: ToolTurn, req: ChatRequest, owner: str) -> Reply:
         """Drive a request's run to its reply (storing it when it pauses); every failure becomes an `APIError`."""
         metrics, started = self.metrics, time.perf_counter()
         metrics.in_flight.inc()
@@ -56,7 +56,7 @@ class ServerState:
             await aload_results(turn)
             outcome = await adrive(turn.run, pause_hook(turn.log))
             if isinstance(outcome, Paused):
-                await self.runner.pause(turn, outcome, req.model)
+                await self.runner.pause(turn, outcome, req.model, owner)
                 metrics.paused.inc()
             metrics.spent(total_usage(usage_delta(turn)))
             return reply_of(turn, outcome, req.stop)
@@ -134,7 +134,7 @@ def create_app(config: ServerConfig | None = None, store: SessionStore | None = 
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        check_key(request, state.config.api_keys)
+        owner = check_key(request, state.config.api_keys)
         if state.draining:
             raise APIError(503, "the server is shutting down; retry on another replica", code="shutting_down")
         req = parse_chat(await read_json(request, state.config.max_body_bytes), state.config)
@@ -144,14 +144,14 @@ def create_app(config: ServerConfig | None = None, store: SessionStore | None = 
         try:
             progress = Progress() if req.stream else None
             observers = [state.metrics.observe, *([progress] if progress else [])]
-            turn = await state.runner.begin(req, observers)
+            turn = await state.runner.begin(req, observers, owner)
         except BaseException:
             await stack.aclose()
             raise
         if progress is not None:
             opening = Reply(None, None, "", {}, {})
             body = event_stream(
-                lambda: state.drive(turn, req),
+                lambda: state.drive(turn, req, owner),
                 progress,
                 req.model,
                 req.include_usage,
@@ -165,14 +165,14 @@ def create_app(config: ServerConfig | None = None, store: SessionStore | None = 
                 body, media_type="text/event-stream", headers=headers, background=BackgroundTask(stack.aclose)
             )
         async with stack:
-            return await _answer(state, request, turn, req)
+            return await _answer(state, request, turn, req, owner)
 
     return app
 
 
-async def _answer(state: ServerState, request: Request, turn: ToolTurn, req: ChatRequest) -> Response:
+async def _answer(state: ServerState, request: Request, turn: ToolTurn, req: ChatRequest, owner: str) -> Response:
     """The non-streaming reply; a client that disconnects first cancels the run."""
-    task = state.track(asyncio.ensure_future(state.drive(turn, req)))
+    task = state.track(asyncio.ensure_future(state.drive(turn, req, owner)))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)

@@ -126,8 +126,9 @@ class Runner:
         )
         return engine, setup.instructions
 
-    async def begin(self, req: ChatRequest, observers: list[Observer]) -> ToolTurn:
-        """The run for a request: a new one, or the paused run whose tool calls the request answers."""
+    async def begin(self, req: ChatRequest, observers: list[Observer], owner: str = "") -> ToolTurn:
+        """The run for a request: a new one, or the paused run whose tool calls the request answers (only for
+        the `owner` that started it: another API key's continuation is told nothing exists)."""
         ids, before = continuation(req.messages)
         log = CallLog(parallel=req.parallel_tool_calls)
         if not ids:
@@ -144,7 +145,7 @@ class Runner:
         data = await self.store.atake(key)
         if data is None:
             raise await self._missing(key, ids)
-        sandbox = await self._reclaim(key, data, req, before)
+        sandbox = await self._reclaim(key, data, req, before, owner)
         log.made = made_calls(data)
         engine, _ = self._engine(req, log, observers)
         answers = {m["tool_call_id"]: content_text(m["content"]) for m in req.messages if m["role"] == "tool"}
@@ -153,10 +154,16 @@ class Runner:
         base = run.budget.usage_snapshot()
         return ToolTurn(run, log, base, req.schema, "json", results, new, fingerprint(req.messages))
 
-    async def _reclaim(self, key: str, data: dict[str, Any], req: ChatRequest, before: list[dict[str, Any]]) -> Any:
+    async def _reclaim(
+        self, key: str, data: dict[str, Any], req: ChatRequest, before: list[dict[str, Any]], owner: str
+    ) -> Any:
         """The paused run's sandbox, after checking the request may resume it (else the data goes back)."""
         adapter = data.get("adapter") or {}
         try:
+            if adapter.get("owner", "") != owner:
+                ids = [call["id"] for call in data.get("pending") or []]
+                msg = f"no paused run holds the tool calls {ids} for this API key. Send the question again"
+                raise APIError(404, msg, param="messages", code="session_not_found")
             if adapter.get("model") != req.model:
                 msg = f"these tool results continue a run of model {adapter.get('model')!r}; send them to that model"
                 raise bad_request(msg, "model", "model_mismatch")
@@ -207,11 +214,11 @@ class Runner:
         )
         return APIError(404, msg, param="messages", code="session_expired")
 
-    async def pause(self, turn: ToolTurn, paused: Paused, model: str) -> None:
-        """Store a run paused for tool calls under the key its call ids lead to."""
+    async def pause(self, turn: ToolTurn, paused: Paused, model: str, owner: str = "") -> None:
+        """Store a run paused for tool calls under the key its call ids lead to, for `owner` only."""
         ttl = self.config.session_ttl
         key, data = saved_pause(turn, paused, ttl)
-        data["adapter"].update(model=model, expires_at=time.time() + ttl)
+        data["adapter"].update(model=model, expires_at=time.time() + ttl, owner=owner)
         await self.store.aput(key, data, ttl)
         await self.markers.aput(key, {"state": "paused"}, MARKER_TTL)
 

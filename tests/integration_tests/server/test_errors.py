@@ -221,3 +221,13 @@ async def test_full_server_answers_429_with_retry_after(serve):
         slow.cancel()
         await asyncio.gather(slow, return_exceptions=True)
     await wait_for(lambda: server.state.limiter.running == 0)
+
+
+def test_another_api_key_cannot_resume_a_paused_run(serve):
+    server = serve(api_keys=[CLIENT_KEY, "sk-other"])
+    messages, extra = paused_conversation(server)
+    other = {"Authorization": "Bearer sk-other"}
+    error = error_of(post(server, {"model": "rlm", "messages": messages, **extra}, headers=other), 404)
+    assert error["code"] == "session_not_found"
+    response = post(server, {"model": "rlm", "messages": messages, **extra})
+    assert response.status_code == 200, "the owner still resumes it"
