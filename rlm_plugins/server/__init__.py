@@ -5,6 +5,11 @@ answers, and tools the client binds become REPL functions whose calls come back 
 same REPL resumes when the tool results arrive). Paused runs live in a `SessionStore` (Redis for replicas).
 """
 
+try:
+    import fastapi  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("rlm_plugins.server needs the server extra: pip install 'rlm-plugins[server]'") from exc
+
 from rlm_plugins.server.app import create_app, serve
 from rlm_plugins.server.config import ModelConfig, ServerConfig, load_config
 from rlm_plugins.server.errors import APIError
