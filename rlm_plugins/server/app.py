@@ -58,8 +58,22 @@ class ServerState:
             if isinstance(outcome, Paused):
                 await self.runner.pause(turn, outcome, req.model, owner)
                 metrics.paused.inc()
-            metrics.spent(total_usage(usage_delta(turn)))
-            return reply_of(turn, outcome, req.stop)
+            usage = total_usage(usage_delta(turn))
+            metrics.spent(usage)
+            reply = reply_of(turn, outcome, req.stop)
+            LOGGER.info(
+                "run",
+                extra={
+                    "model": req.model,
+                    "run_id": turn.run.run_id,
+                    "finish_reason": reply.rlm.get("finish_reason"),
+                    "iterations": len(turn.run.history),
+                    "calls": usage.calls,
+                    "tokens": usage.total_tokens,
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+            )
+            return reply
         except APIError:
             raise
         except ModelError as exc:

@@ -77,6 +77,8 @@ def test_logs_are_json_lines_with_the_request_id(process):
     records = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.strip()]
     mine = [r for r in records if r.get("request_id") == "trace-me"]
     assert any(r["message"] == "request" and r["status"] == 200 and r["path"] == "/v1/chat/completions" for r in mine)
+    (run,) = [r for r in mine if r["message"] == "run"]
+    assert run["finish_reason"] == "final" and run["iterations"] == 2 and run["calls"] == 3
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
 
 

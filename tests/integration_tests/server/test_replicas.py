@@ -66,6 +66,7 @@ def continue_with(messages: list[dict], response: httpx.Response) -> list[dict]:
 
 def test_e2b_continuation_resumes_on_the_other_replica(replicas, envd):
     a, b = replicas("e2b", {"workdir": envd.workdir}, {"E2B_DEBUG": "true", "E2B_API_KEY": ""})
+    uploads = len(envd.uploads)
     messages = [{"role": "user", "content": "[tools] Weather and time in Paris?"}]
     first = chat(a, messages)
     assert first.status_code == 200, first.text
@@ -77,6 +78,7 @@ def test_e2b_continuation_resumes_on_the_other_replica(replicas, envd):
     third = chat(a, continue_with(messages, second))
     assert third.status_code == 200, third.text
     assert third.json()["choices"][0]["message"]["content"] == "kept across pauses: sunny, 21C & 14:05"
+    assert len(envd.uploads) > uploads, "the run's sandbox lived on the fake envd"
     assert settled(envd) == 0, "the e2b sandbox was closed when the run ended"
 
 
