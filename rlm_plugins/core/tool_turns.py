@@ -74,8 +74,7 @@ def check_conversation(data: dict[str, Any], before: Sequence[Message]) -> None:
     if stored is not None and stored != fingerprint(before):
         msg = (
             "these tool results answer calls of a paused RLM run, but the conversation before the calls is not "
-            "the one that run paused in (messages were added, removed or edited). Send the conversation exactly "
-            "as it was, plus the assistant message with the tool calls and the tool results"
+            "the one that run paused in (messages were added, removed or edited)"
         )
         raise ContinuationMismatchError(msg)
 

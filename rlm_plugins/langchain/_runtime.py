@@ -17,6 +17,7 @@ from rlm_plugins.core.conversation import fingerprint
 from rlm_plugins.core.engine import Engine
 from rlm_plugins.core.external_tools import CALL_ID_PREFIX, CallLog, tool_setup
 from rlm_plugins.core.result import RLMResult
+from rlm_plugins.core.snapshot import discard
 from rlm_plugins.core.steps import Paused
 from rlm_plugins.core.tool_turns import (
     ToolTurn,
@@ -35,7 +36,7 @@ from rlm_plugins.core.tool_turns import (
     total_usage,
     usage_delta,
 )
-from rlm_plugins.errors import SessionExpiredError
+from rlm_plugins.errors import ContinuationMismatchError, SessionExpiredError
 from rlm_plugins.langchain._callbacks import Binding, RunManager
 from rlm_plugins.langchain._messages import as_dict, message_text, task_of
 from rlm_plugins.langchain._ports import ChatSubModel, RootModel, model_label
@@ -133,7 +134,18 @@ def resumed_invocation(
     """A paused run rebuilt from its stored data and bound to this call, with the caller's tool results (`sandbox`:
     its sandbox, when the caller has reconnected it already)."""
     dicts = [as_dict(m) for m in messages]
-    check_conversation(data, continuation(dicts)[1])
+    try:
+        check_conversation(data, continuation(dicts)[1])
+    except ContinuationMismatchError as exc:
+        if sandbox is not None:
+            sandbox.close()
+        else:
+            discard(data)
+        msg = (
+            f"{exc}: the paused run was closed. Send the conversation exactly as it was with the ToolMessages, "
+            "or ask again without them"
+        )
+        raise ContinuationMismatchError(msg) from None
     log, binding = CallLog(made=made_calls(data)), Binding(run_manager)
     engine, _, schema, method = _engine(model, kwargs, binding, log)
     answers = {

@@ -170,7 +170,11 @@ class Runner:
             try:
                 check_conversation(data, before)
             except ContinuationMismatchError as exc:
-                raise APIError(409, str(exc), param="messages", code="conversation_mismatch") from None
+                msg = (
+                    f"{exc}. Send the conversation exactly as it was, plus the assistant message with the tool "
+                    "calls and the tool results"
+                )
+                raise APIError(409, msg, param="messages", code="conversation_mismatch") from None
             ref = data.get("sandbox")
             if ref is None:
                 return None
