@@ -39,6 +39,8 @@ class ModelConfig:
     sandbox_options: dict[str, Any] = field(default_factory=dict)
     api_base: str | None = None
     api_key: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    """Options for both models' `ChatModel` (max_retries, timeout, max_concurrency, rpm, tpm, ...)."""
     max_iterations: int | None = None
     max_llm_calls: int | None = None
     max_time: float | None = None

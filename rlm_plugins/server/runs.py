@@ -91,6 +91,7 @@ class Runner:
         if key is None and base and not os.environ.get("OPENAI_API_KEY"):
             key = "sk-no-key-needed"
         options = {k: v for k, v in {"api_base": base, "api_key": key}.items() if v is not None}
+        options.update(spec.model_options)
         policy = spec.policy
         if policy is None:
             chat = ChatModel(spec.root, **options)

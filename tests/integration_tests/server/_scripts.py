@@ -40,6 +40,7 @@ SCRIPTS: dict[str, list[str]] = {
         repl("FINAL({'city': 'Paris', 'temp': 21})"),
     ],
     "slow": [repl("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)"), repl("FINAL('late')")],
+    "broken": [],
     "delayed": [repl("print('slowly')"), repl("FINAL('done in time')")],
     "agent": [
         repl("get_weather(city='Paris')"),
@@ -64,6 +65,8 @@ def script(request: dict[str, Any]) -> str:
     if "no more code will run" in str(messages[-1].get("content")):
         return "extracted"
     name = scenario(request)
+    if name == "broken":
+        return {"status": 500, "message": "the upstream model is down"}
     replies = SCRIPTS[name]
     turn = sum(1 for m in messages if m["role"] == "assistant")
     reply = replies[min(turn, len(replies) - 1)]

@@ -231,3 +231,23 @@ def test_another_api_key_cannot_resume_a_paused_run(serve):
     assert error["code"] == "session_not_found"
     response = post(server, {"model": "rlm", "messages": messages, **extra})
     assert response.status_code == 200, "the owner still resumes it"
+
+
+def test_upstream_failure_is_502_and_a_stream_error_event(serve):
+    server = serve(model={"model_options": {"max_retries": 0}})
+    broken = [{"role": "user", "content": "[broken] Hi"}]
+    error = error_of(post(server, {"model": "rlm", "messages": broken}), 502)
+    assert error["code"] == "upstream_error" and "the root model could not be called" in error["message"]
+    with pytest.raises(openai.APIError, match="the root model could not be called"):
+        list(client(server).chat.completions.create(model="rlm", messages=broken, stream=True))
+
+
+async def test_upstream_failure_in_an_async_stream(serve):
+    server = serve(model={"model_options": {"max_retries": 0}})
+    api = openai.AsyncOpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0)
+    stream = await api.chat.completions.create(
+        model="rlm", messages=[{"role": "user", "content": "[broken] Hi"}], stream=True
+    )
+    with pytest.raises(openai.APIError, match="upstream model is down"):
+        async for _ in stream:
+            pass
