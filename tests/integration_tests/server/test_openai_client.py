@@ -191,3 +191,26 @@ def test_response_format_json_object(server):
 
 def test_models_lists_the_served_models(server):
     assert [m.id for m in client(server).models.list().data] == ["rlm"]
+
+
+async def test_long_message_and_response_format_async(server):
+    api = aclient(server)
+    doc = "hay " * 10_000 + "needle " * 2
+    long = await api.chat.completions.create(model="rlm", messages=[{"role": "user", "content": "[long] " + doc}])
+    assert long.choices[0].message.content == "2"
+    structured = await api.chat.completions.create(
+        model="rlm",
+        messages=[{"role": "user", "content": "[json] Weather?"}],
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(structured.choices[0].message.content) == {"town": "Paris"}
+
+
+async def test_parallel_tool_calls_async(server):
+    response = await aclient(server).chat.completions.create(
+        model="rlm",
+        messages=[{"role": "user", "content": "[two] Weather in Paris and Rome?"}],
+        tools=[WEATHER],
+        parallel_tool_calls=False,
+    )
+    assert [json.loads(c.function.arguments)["city"] for c in response.choices[0].message.tool_calls] == ["Paris"]
