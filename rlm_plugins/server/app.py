@@ -116,8 +116,9 @@ def create_app(config: ServerConfig | None = None, store: SessionStore | None = 
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        msg = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
-        return await api_error(request, APIError(exc.status_code, msg, code="not_found"))
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        msg = f"no route {request.method} {request.url.path}" if exc.status_code in codes else str(exc.detail)
+        return await api_error(request, APIError(exc.status_code, msg, code=codes.get(exc.status_code)))
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> Response:

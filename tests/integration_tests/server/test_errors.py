@@ -90,6 +90,7 @@ def test_unknown_model_is_404_with_the_openai_client(server):
 
 def test_unknown_route_is_404_in_the_error_shape(server):
     assert error_of(httpx.get(server.base_url + "/engines", timeout=10), 404)["code"] == "not_found"
+    assert error_of(httpx.get(server.base_url + "/chat/completions", timeout=10), 405)["code"] == "method_not_allowed"
 
 
 def test_missing_or_wrong_key_is_401(server):
