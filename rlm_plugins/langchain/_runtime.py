@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from rlm_plugins.core.budget import Limits
 from rlm_plugins.core.chat_policy import ChatPolicy
 from rlm_plugins.core.conversation import fingerprint
-from rlm_plugins.core.engine import Engine
+from rlm_plugins.core.engine import Engine, Run
 from rlm_plugins.core.external_tools import CALL_ID_PREFIX, CallLog, tool_setup
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.snapshot import discard
@@ -113,12 +114,21 @@ def _engine(model: ChatRLM, kwargs: dict, binding: Binding, log: CallLog) -> tup
 
 
 def new_invocation(
-    model: ChatRLM, messages: list[BaseMessage], run_manager: RunManager | None, kwargs: dict
+    model: ChatRLM,
+    messages: list[BaseMessage],
+    run_manager: RunManager | None,
+    kwargs: dict,
+    start: Callable[[Engine, str, Any], Run] | None = None,
 ) -> Invocation:
+    """A fresh run for a conversation; `start(engine, query, context)` makes it when given (a thread's turn)."""
     task = task_of(messages, model.context_threshold)
     log, binding = CallLog(), Binding(run_manager)
     engine, instructions, schema, method = _engine(model, kwargs, binding, log)
-    run = engine.new_run(task.query + instructions, task.context)
+    query = task.query + instructions
+    if start is None:
+        run = engine.new_run(query, task.context)
+    else:  # a session's turn always loads its input: the long contents, or else the conversation's text
+        run = start(engine, query, task.context if task.context is not None else task.query)
     conversation = fingerprint([as_dict(m) for m in messages])
     return Invocation(run, log, schema=schema, method=method, conversation=conversation, binding=binding)
 
