@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[3]
 class ServerProcess:
     """`python -m rlm_plugins.cli serve --config FILE --port P`; stderr (JSON logs) goes to `log_path`."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None, args: list[str] | None = None
+    ) -> None:
         self.port = free_port()
         self.config_path = workdir / f"server-{self.port}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -28,7 +30,7 @@ class ServerProcess:
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.root_url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "rlm_plugins.cli", "serve", "--config", str(self.config_path)]
-        command += ["--port", str(self.port)]
+        command += ["--port", str(self.port), *(args or [])]
         environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=environment, cwd=ROOT)

@@ -125,3 +125,16 @@ def test_cli_reports_a_bad_config_file(tmp_path, capsys):
     bad.write_text("max_concurrent_runs = 0\n")
     assert main(["serve", "--config", str(bad)]) == 2
     assert "max_concurrent_runs=0 must be positive" in capsys.readouterr().err
+
+
+def test_cli_shorthand_models_go_to_the_api_base(tmp_path, upstream):
+    server = ServerProcess(tmp_path, {}, args=["--api-base", upstream.base_url, "--api-key", CLIENT_KEY])
+    try:
+        server.wait_ready()
+        body = {"model": "root-model:sub-model", "messages": [{"role": "user", "content": "[plain] Hi"}]}
+        response = httpx.post(server.base_url + "/chat/completions", json=body, headers=AUTH, timeout=60)
+        assert response.status_code == 200, response.text
+        assert set(response.json()["rlm"]["usage_by_model"]) == {"openai/root-model", "openai/sub-model"}
+        assert httpx.post(server.base_url + "/chat/completions", json=body, timeout=60).status_code == 401
+    finally:
+        server.stop()
