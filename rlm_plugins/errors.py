@@ -25,7 +25,8 @@
     └── SessionError
         ├── SessionExpiredError   (also LookupError) the session or paused run is gone: idle, expired, closed
         │                         or already resumed
-        └── SessionBusyError      a session turn was started while another one is running
+        ├── SessionBusyError      a session turn was started while another one is running
+        └── ContinuationMismatchError  tool results answer a paused run's calls, in another conversation
 
 Errors raised to users end with the fix and do not chain the tracebacks of the libraries underneath: they are
 raised `from None`, with the original exception kept on `cause` for debugging.
@@ -145,8 +146,13 @@ class SessionBusyError(SessionError):
     """A session runs one turn at a time; a second turn was started while one is running."""
 
 
+class ContinuationMismatchError(SessionError):
+    """Tool results name a paused run's calls, but the conversation before those calls is not the paused one."""
+
+
 __all__ = [
     "ConfigurationError",
+    "ContinuationMismatchError",
     "IsolationUnavailableError",
     "McpToolError",
     "ModelAuthenticationError",

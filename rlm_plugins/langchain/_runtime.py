@@ -14,61 +14,65 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from rlm_plugins.core.budget import Limits
 from rlm_plugins.core.chat_policy import ChatPolicy
+from rlm_plugins.core.conversation import fingerprint
 from rlm_plugins.core.engine import Engine, Run
-from rlm_plugins.core.ports import Usage
+from rlm_plugins.core.external_tools import CALL_ID_PREFIX, CallLog, tool_setup
 from rlm_plugins.core.result import RLMResult
-from rlm_plugins.core.steps import PAUSE, Act, Extract, Operation, Paused
-from rlm_plugins.errors import SessionExpiredError
-from rlm_plugins.langchain._callbacks import Binding, RunManager
-from rlm_plugins.langchain._messages import build_task, message_text
-from rlm_plugins.langchain._ports import ChatSubModel, RootModel, model_label
-from rlm_plugins.langchain._tools import (
-    CALL_ID_PREFIX,
-    RESULTS_VAR,
-    CallLog,
-    final_validator,
-    normalize_tool_choice,
-    repl_tools,
-    schema_instructions,
-    tools_instructions,
+from rlm_plugins.core.snapshot import discard
+from rlm_plugins.core.steps import Paused
+from rlm_plugins.core.tool_turns import (
+    ToolTurn,
+    aload_results,
+    check_conversation,
+    continuation,
+    cut_at_stop,
+    load_results,
+    made_calls,
+    ours,
+    pause_hook,
+    pause_key,
+    resume_turn,
+    saved_pause,
+    structured_value,
+    total_usage,
+    usage_delta,
 )
+from rlm_plugins.errors import ContinuationMismatchError, SessionExpiredError
+from rlm_plugins.langchain._callbacks import Binding, RunManager
+from rlm_plugins.langchain._messages import as_dict, message_text, task_of
+from rlm_plugins.langchain._ports import ChatSubModel, RootModel, model_label
 from rlm_plugins.repl.base import Sandbox
 from rlm_plugins.repl.factory import sandbox_factory
 
 if TYPE_CHECKING:
     from rlm_plugins.langchain.chat_models import ChatRLM
 
-NO_RESULT = "[no result: the caller sent no ToolMessage for this call]"
+__all__ = [
+    "Invocation",
+    "aload_results",
+    "load_results",
+    "new_invocation",
+    "pause_hook",
+    "pause_key",
+    "paused_data",
+    "resumable_ids",
+    "resumed_invocation",
+    "saved_pause",
+    "to_message",
+    "uncached_calls",
+]
 
 
 @dataclass
-class Invocation:
-    """A run to drive: a fresh one, or a paused one resumed from its data with this call's tool results."""
+class Invocation(ToolTurn):
+    """A core `ToolTurn` plus the LangChain callback binding its model calls report to."""
 
-    run: Run
-    log: CallLog
-    binding: Binding
-    usage_base: dict[str, Usage] = field(default_factory=dict)
-    schema: dict[str, Any] | None = None
-    method: str = "function_calling"
-    results: dict[str, Any] = field(default_factory=dict)
-    new_results: dict[str, Any] = field(default_factory=dict)
+    binding: Binding = field(default_factory=lambda: Binding(None))
 
 
 def resumable_ids(messages: list[BaseMessage]) -> list[str]:
     """The ids of the trailing ToolMessages that answer tool calls ChatRLM handed out."""
-    ids: list[str] = []
-    for message in reversed(messages):
-        if not isinstance(message, ToolMessage):
-            break
-        ids.append(message.tool_call_id)
-    ids.reverse()
-    return [i for i in ids if ours(i)]
-
-
-def ours(call_id: Any) -> bool:
-    """Whether a tool-call id is one ChatRLM handed out for a paused run."""
-    return str(call_id or "").startswith(CALL_ID_PREFIX)
+    return continuation([as_dict(m) for m in messages])[0]
 
 
 def paused_data(model: ChatRLM, data: dict[str, Any] | None, ids: list[str]) -> dict[str, Any]:
@@ -83,23 +87,12 @@ def paused_data(model: ChatRLM, data: dict[str, Any] | None, ids: list[str]) -> 
     return data
 
 
-def pause_key(call_id: str) -> str:
-    """The store key of the pause that handed out `call_id` (all calls of one pause share it)."""
-    return str(call_id).rsplit("_", 1)[0]
-
-
 def _engine(model: ChatRLM, kwargs: dict, binding: Binding, log: CallLog) -> tuple[Engine, str, dict | None, str]:
     """The engine for one call (tools and output schema come from the call's bound kwargs), and the instructions
     its question gets."""
-    tools = list(kwargs.get("tools") or [])
-    names = [tool["function"]["name"] for tool in tools]
-    choice = normalize_tool_choice(kwargs.get("tool_choice"), names) if tools else None
     structured = kwargs.get("rlm_structured_output") or {}
-    schema, pydantic_cls = structured.get("schema"), structured.get("pydantic")
-    active = tools if choice != "none" else []
-    instructions = (tools_instructions(active, choice) if active else "") + (
-        schema_instructions(schema) if schema is not None else ""
-    )
+    schema = structured.get("schema")
+    setup = tool_setup(kwargs.get("tools"), kwargs.get("tool_choice"), schema, log, structured.get("pydantic"))
     root_port = RootModel(model.root_model, binding)
     engine = Engine(
         ChatPolicy(root_port.complete, root_port.acomplete, model=root_port.label),
@@ -113,11 +106,11 @@ def _engine(model: ChatRLM, kwargs: dict, binding: Binding, log: CallLog) -> tup
         ),
         max_output_chars=model.max_output_chars,
         max_concurrency=model.max_concurrency,
-        tools={**model.mcp_tools, **repl_tools(active, log)},
+        tools={**model.mcp_tools, **setup.tools},
         observers=[binding.publish],
-        final_validator=final_validator(schema, pydantic_cls, choice, log),
+        final_validator=setup.validator,
     )
-    return engine, instructions, schema, structured.get("method", "function_calling")
+    return engine, setup.instructions, schema, structured.get("method", "function_calling")
 
 
 def new_invocation(
@@ -128,7 +121,7 @@ def new_invocation(
     start: Callable[[Engine, str, Any], Run] | None = None,
 ) -> Invocation:
     """A fresh run for a conversation; `start(engine, query, context)` makes it when given (a thread's turn)."""
-    task = build_task(messages, model.context_threshold)
+    task = task_of(messages, model.context_threshold)
     log, binding = CallLog(), Binding(run_manager)
     engine, instructions, schema, method = _engine(model, kwargs, binding, log)
     query = task.query + instructions
@@ -136,7 +129,8 @@ def new_invocation(
         run = engine.new_run(query, task.context)
     else:  # a session's turn always loads its input: the long contents, or else the conversation's text
         run = start(engine, query, task.context if task.context is not None else task.query)
-    return Invocation(run, log, binding, schema=schema, method=method)
+    conversation = fingerprint([as_dict(m) for m in messages])
+    return Invocation(run, log, schema=schema, method=method, conversation=conversation, binding=binding)
 
 
 def resumed_invocation(
@@ -149,76 +143,35 @@ def resumed_invocation(
 ) -> Invocation:
     """A paused run rebuilt from its stored data and bound to this call, with the caller's tool results (`sandbox`:
     its sandbox, when the caller has reconnected it already)."""
-    adapter = data.get("adapter") or {}
-    log, binding = CallLog(made=int(adapter.get("made", 0))), Binding(run_manager)
+    dicts = [as_dict(m) for m in messages]
+    try:
+        check_conversation(data, continuation(dicts)[1])
+    except ContinuationMismatchError as exc:
+        if sandbox is not None:
+            sandbox.close()
+        else:
+            discard(data)
+        msg = (
+            f"{exc}: the paused run was closed. Send the conversation exactly as it was with the ToolMessages, "
+            "or ask again without them"
+        )
+        raise ContinuationMismatchError(msg) from None
+    log, binding = CallLog(made=made_calls(data)), Binding(run_manager)
     engine, _, schema, method = _engine(model, kwargs, binding, log)
-    run = engine.resume(data, sandbox=sandbox)
     answers = {
         m.tool_call_id: ("[tool error] " if m.status == "error" else "") + message_text(m)
         for m in messages
         if isinstance(m, ToolMessage)
     }
-    new = {call["id"]: answers.get(call["id"], NO_RESULT) for call in data.get("pending") or []}
-    results = {**(adapter.get("results") or {}), **new}
-    if run.history:
-        lines = [f"- {call_id}: {_short(value)}" for call_id, value in new.items()]
-        run.history[-1].notes.append(
-            f"The caller ran your tool calls; results (also in `{RESULTS_VAR}` in the REPL):\n" + "\n".join(lines)
-        )
+    run, results, new = resume_turn(engine, data, answers, sandbox)
     base = run.budget.usage_snapshot()
-    return Invocation(run, log, binding, base, schema, method, results, new)
-
-
-def load_results(inv: Invocation) -> None:
-    """Put a resumed run's tool results in the REPL as `tool_results` (closing the sandbox if that fails)."""
-    sandbox = inv.run.sandbox
-    if inv.new_results and sandbox is not None:
-        try:
-            sandbox.load(RESULTS_VAR, inv.results)
-        except BaseException:
-            sandbox.close()
-            raise
-
-
-async def aload_results(inv: Invocation) -> None:
-    """The async twin of `load_results`."""
-    sandbox = inv.run.sandbox
-    if inv.new_results and sandbox is not None:
-        try:
-            await sandbox.aload(RESULTS_VAR, inv.results)
-        except BaseException:
-            await sandbox.aclose()
-            raise
-
-
-def _short(value: Any, cap: int = 2_000) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= cap else text[:cap] + f"... [{len(text) - cap:,} more characters in the REPL]"
-
-
-def pause_hook(log: CallLog) -> Any:
-    """Pause before the root model's next turn once the run's code has called external tools."""
-
-    def hook(run: Run, op: Operation) -> str | None:
-        return PAUSE if isinstance(op, (Act, Extract)) and log.calls else None
-
-    return hook
-
-
-def saved_pause(inv: Invocation, paused: Paused, ttl: float) -> tuple[str, dict[str, Any]]:
-    """The store key and data of a run paused for tool calls (its sandbox stays alive for `ttl` seconds)."""
-    paused.pending = inv.log.drain()
-    data = paused.to_dict(ttl)
-    data["adapter"] = {"results": inv.results, "made": inv.log.made}
-    return pause_key(paused.pending[0]["id"]), data
+    return Invocation(run, log, base, schema, method, results, new, fingerprint(dicts), binding)
 
 
 def to_message(model: ChatRLM, inv: Invocation, outcome: RLMResult | Paused, stop: list[str] | None) -> AIMessage:
     """The AIMessage for an outcome: the answer, or the tool calls of a paused run; usage of this call only."""
-    by_model = _usage_delta(inv.run.budget.usage_snapshot(), inv.usage_base)
-    total = Usage()
-    for usage in by_model.values():
-        total.add(usage)
+    by_model = usage_delta(inv)
+    total = total_usage(by_model)
     meta: dict[str, Any] = {
         "model_name": model_label(model.root_model),
         "model_provider": "rlm",
@@ -241,48 +194,15 @@ def to_message(model: ChatRLM, inv: Invocation, outcome: RLMResult | Paused, sto
         "error": outcome.error,
         "execution_time": outcome.execution_time,
     }
-    text = _cut_at_stop(outcome.response, stop)
+    text = cut_at_stop(outcome.response, stop)
     if inv.schema is not None:
-        value = _structured_value(outcome)
+        value = structured_value(outcome)
         if value is not None and inv.method == "function_calling":
             call = {"name": inv.schema["name"], "args": value, "id": f"{CALL_ID_PREFIX}_out_{outcome.run_id}"}
             return AIMessage("", tool_calls=[call], response_metadata=meta, usage_metadata=usage_metadata)
         if value is not None:
             text = json.dumps(value, ensure_ascii=False)
     return AIMessage(text, response_metadata=meta, usage_metadata=usage_metadata)
-
-
-def _structured_value(result: RLMResult) -> dict[str, Any] | None:
-    value = result.answer if isinstance(result.answer, dict) else None
-    if value is None:
-        try:
-            parsed = json.loads(result.response.strip().removeprefix("```json").strip("`\n "))
-        except ValueError:
-            return None
-        value = parsed if isinstance(parsed, dict) else None
-    return value
-
-
-def _cut_at_stop(text: str, stop: list[str] | None) -> str:
-    for word in stop or []:
-        if word and word in text:
-            text = text[: text.index(word)]
-    return text
-
-
-def _usage_delta(now: dict[str, Usage], base: dict[str, Usage]) -> dict[str, Usage]:
-    out = {}
-    for name, usage in now.items():
-        before = base.get(name, Usage())
-        delta = Usage(
-            usage.calls - before.calls,
-            usage.input_tokens - before.input_tokens,
-            usage.output_tokens - before.output_tokens,
-            None if usage.cost is None else usage.cost - (before.cost or 0.0),
-        )
-        if delta.calls or delta.total_tokens:
-            out[name] = delta
-    return out
 
 
 def uncached_calls(message: BaseMessage) -> BaseMessage:

@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 
 from rlm_plugins.core.budget import Limits
 from rlm_plugins.core.drivers import adrive, drive
+from rlm_plugins.core.external_tools import check_tool_names, normalize_tool_choice
 from rlm_plugins.core.snapshot import reconnect
 from rlm_plugins.core.steps import Paused
 from rlm_plugins.core.store import MemorySessionStore, SessionStore
@@ -54,7 +55,6 @@ from rlm_plugins.langchain._threads import (
     with_session,
     with_turn,
 )
-from rlm_plugins.langchain._tools import check_tool_names, normalize_tool_choice
 from rlm_plugins.repl.factory import sandbox_class
 
 

@@ -32,6 +32,7 @@ def test_core_and_repl_sources_import_no_adapter():
         "rlm_plugins.standalone",
         "rlm_plugins.models",
         "rlm_plugins.cli",
+        "rlm_plugins.server",
     )
     offenders = []
     for path in [*root.joinpath("core").glob("*.py"), *root.joinpath("repl").glob("*.py")]:

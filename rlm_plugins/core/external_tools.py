@@ -1,9 +1,11 @@
-"""External tools (`bind_tools`) and structured output as REPL functions and final-answer checks.
+"""External tools (OpenAI-format tool specs the caller runs) as REPL functions, and final-answer checks.
 
 A bound tool is a function in the REPL with the tool's signature. Calling it does not run the tool: the call
 is recorded for the caller and the code block stops (the call raises inside the REPL with a note saying so).
-Before the root model's next turn the run pauses and ChatRLM answers with an `AIMessage` carrying the recorded
-tool calls; the REPL session waits in the session store until the `ToolMessage`s come back.
+Before the root model's next turn the run pauses (`rlm_plugins.core.tool_turns`) and the caller gets the recorded
+tool calls (ChatRLM: an `AIMessage`; the server: a `finish_reason="tool_calls"` message); the REPL session waits in
+the session store until the results come back. `tool_setup` builds the REPL functions, the instructions for the
+root model and the final-answer check for one call's tools, tool choice and output schema.
 """
 
 from __future__ import annotations
@@ -67,11 +69,19 @@ class CallLog:
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     calls: list[dict[str, Any]] = field(default_factory=list)
     made: int = 0
+    parallel: bool = True
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, name: str, args: dict[str, Any]) -> str:
+        """Record one call and return its id; with `parallel=False` a second call before the pause is refused."""
         with self._lock:
+            if not self.parallel and self.calls:
+                msg = (
+                    f"{name}(...) was not sent: the caller takes one tool call at a time (parallel_tool_calls=false) "
+                    f"and {self.calls[0]['name']}(...) is already waiting. Call it again after the result arrives."
+                )
+                raise ToolCallSent(msg)
             self._counter += 1
             call_id = f"{CALL_ID_PREFIX}_{self.session_id}_{self._counter}"
             self.calls.append({"name": name, "args": args, "id": call_id, "type": "tool_call"})
@@ -194,4 +204,51 @@ def check_structured(value: Any, schema: dict[str, Any], pydantic_cls: Any) -> t
     missing = [key for key in params.get("required") or [] if key not in value]
     if missing:
         return None, f"The answer is missing the required keys {missing} of the output schema."
-    return value, None
+    problem = _schema_problem(value, params)
+    return (None, f"The answer does not match the output schema: {problem}") if problem else (value, None)
+
+
+def _schema_problem(value: Any, params: dict[str, Any]) -> str | None:
+    """The first JSON-schema violation of `value`, when the optional `jsonschema` package is installed."""
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    try:
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(params).iter_errors(value))
+    except jsonschema.exceptions.SchemaError:
+        return None
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path) or "the top level"
+    return f"at {where}: {error.message}"
+
+
+@dataclass
+class ToolSetup:
+    """What one call's tools, tool choice and output schema add to a run: REPL functions, a final-answer check,
+    and the instructions appended to the question."""
+
+    tools: dict[str, Callable[..., Any]]
+    validator: Callable[[FinalAnswer], tuple[Any, str | None]] | None
+    instructions: str
+    choice: str | None
+
+
+def tool_setup(
+    tools: list[dict[str, Any]] | None,
+    tool_choice: Any,
+    schema: dict[str, Any] | None,
+    log: CallLog,
+    pydantic_cls: Any = None,
+) -> ToolSetup:
+    """The REPL side of OpenAI-format `tools` / `tool_choice` and an output `schema` ({"name", "parameters"})."""
+    tools = list(tools or [])
+    names = [tool["function"]["name"] for tool in tools]
+    choice = normalize_tool_choice(tool_choice, names) if tools else None
+    active = tools if choice != "none" else []
+    instructions = (tools_instructions(active, choice) if active else "") + (
+        schema_instructions(schema) if schema is not None else ""
+    )
+    validator = final_validator(schema, pydantic_cls, choice, log)
+    return ToolSetup(repl_tools(active, log), validator, instructions, choice)
