@@ -12,6 +12,9 @@ from rlm_plugins.core.steps import Operation, Paused
 from rlm_plugins.repl.base import Sandbox
 
 
+_CLEANUPS: set[asyncio.Future[None]] = set()  # aborts in progress, held so an abandoned one is not collected
+
+
 class RunLifecycle:
     """The driver-facing half of `Run`: the generator's position, the sandbox it owns, and its children."""
 
@@ -102,9 +105,17 @@ class RunLifecycle:
         self.finish()
 
     async def aabort(self) -> None:
+        """The async twin of `abort`. The cleanup runs as its own task: a second cancellation of the caller (a
+        cancel scope that cancels at every await) returns at once but never skips closing the sandbox."""
+        cleanup = asyncio.ensure_future(self._aabort())
+        _CLEANUPS.add(cleanup)
+        cleanup.add_done_callback(_CLEANUPS.discard)
+        await asyncio.shield(cleanup)
+
+    async def _aabort(self) -> None:
         await asyncio.to_thread(self.cancel)
         self._interrupted()
-        await asyncio.shield(asyncio.ensure_future(self.afinish()))
+        await self.afinish()
 
     def _interrupted(self) -> None:
         self.cancel()

@@ -79,6 +79,22 @@ async def test_task_cancellation_cleans_up_then_reraises() -> None:
     tree.assert_no_process_left()
 
 
+async def test_a_second_cancellation_while_aborting_still_closes_every_sandbox() -> None:
+    """A cancel scope (anyio, Starlette) cancels again at every await: the abort's cleanup must still finish."""
+    tree = Tree()
+    run = tree.engine.new_run("cancel-parent", "ctx")
+    task = asyncio.ensure_future(run.run_async())
+    await asyncio.to_thread(tree.wait_busy)
+    task.cancel()
+    for _ in range(20):  # keep cancelling while the abort is under way
+        await asyncio.sleep(0)
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 60)
+    await asyncio.to_thread(tree.assert_no_process_left)  # the cleanup goes on after the caller has returned
+    assert run.result is not None and run.result.finish_reason == "cancelled"
+
+
 def test_keyboard_interrupt_cleans_up_then_reraises() -> None:
     tree = Tree()
     run = tree.engine.new_run("cancel-parent", "ctx")
