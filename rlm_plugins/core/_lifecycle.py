@@ -11,7 +11,6 @@ from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.steps import Operation, Paused
 from rlm_plugins.repl.base import Sandbox
 
-
 _CLEANUPS: set[asyncio.Future[None]] = set()  # aborts in progress, held so an abandoned one is not collected
 
 
