@@ -22,6 +22,13 @@
     ├── McpToolError              an MCP server's tool failed or its server is gone (raised in the REPL code)
     ├── WorkspaceError            (also ValueError) the MCP gateway refused a path, handle, pattern or budget
     ├── RunCancelledError         the run was cancelled before its sandbox started (the run then ends "cancelled")
+    ├── LimitExceededError        a run hit a limit, raised by `RLM(on_limit="raise")` (the official `rlms` way);
+    │   │                         `result` keeps everything the run computed, `partial_answer` its best answer
+    │   ├── BudgetExceededError        max_cost / max_budget (`spent`, `budget`)
+    │   ├── TimeoutExceededError       max_time / max_timeout (`elapsed`, `timeout`)
+    │   ├── TokenLimitExceededError    max_tokens (`tokens_used`, `token_limit`)
+    │   ├── ErrorThresholdExceededError  max_errors consecutive failing turns (`error_count`, `threshold`, `last_error`)
+    │   └── CancellationError          the run was cancelled or interrupted (Ctrl+C)
     └── SessionError
         ├── SessionExpiredError   (also LookupError) the session or paused run is gone: idle, expired, closed
         │                         or already resumed
@@ -134,6 +141,95 @@ class RunCancelledError(RLMError):
     """The run was cancelled before its sandbox started."""
 
 
+class LimitExceededError(RLMError):
+    """A run stopped at a limit; raised only with `RLM(on_limit="raise")`, the official `rlms` package's way.
+
+    `partial_answer` is the run's best answer so far (the extract step's text), `result` the whole `RLMResult`
+    (steps, usage, cost), so nothing computed is lost. Catch this class for every limit at once.
+    """
+
+    def __init__(self, message: str, *, partial_answer: str | None = None, result: object = None) -> None:
+        super().__init__(message)
+        self.partial_answer = partial_answer
+        self.result = result
+
+
+class BudgetExceededError(LimitExceededError):
+    """The run tree spent more than `budget` dollars (`max_cost`, official name `max_budget`)."""
+
+    def __init__(
+        self,
+        spent: float,
+        budget: float,
+        message: str | None = None,
+        *,
+        partial_answer: str | None = None,
+        result: object = None,
+    ) -> None:
+        self.spent, self.budget = spent, budget
+        text = message or f"Budget exceeded: spent ${spent:.6f} of ${budget:.6f} budget"
+        super().__init__(text, partial_answer=partial_answer, result=result)
+
+
+class TimeoutExceededError(LimitExceededError):
+    """The run took longer than `timeout` seconds (`max_time`, official name `max_timeout`)."""
+
+    def __init__(
+        self,
+        elapsed: float,
+        timeout: float,
+        partial_answer: str | None = None,
+        message: str | None = None,
+        *,
+        result: object = None,
+    ) -> None:
+        self.elapsed, self.timeout = elapsed, timeout
+        text = message or f"Timeout exceeded: {elapsed:.1f}s of {timeout:.1f}s limit"
+        super().__init__(text, partial_answer=partial_answer, result=result)
+
+
+class TokenLimitExceededError(LimitExceededError):
+    """The run tree used more than `token_limit` input plus output tokens (`max_tokens`)."""
+
+    def __init__(
+        self,
+        tokens_used: int,
+        token_limit: int,
+        partial_answer: str | None = None,
+        message: str | None = None,
+        *,
+        result: object = None,
+    ) -> None:
+        self.tokens_used, self.token_limit = tokens_used, token_limit
+        text = message or f"Token limit exceeded: {tokens_used:,} of {token_limit:,} tokens"
+        super().__init__(text, partial_answer=partial_answer, result=result)
+
+
+class ErrorThresholdExceededError(LimitExceededError):
+    """`threshold` turns in a row ran code that failed (`max_errors`); `last_error` is the last failure."""
+
+    def __init__(
+        self,
+        error_count: int,
+        threshold: int,
+        last_error: str | None = None,
+        partial_answer: str | None = None,
+        message: str | None = None,
+        *,
+        result: object = None,
+    ) -> None:
+        self.error_count, self.threshold, self.last_error = error_count, threshold, last_error
+        text = message or f"Error threshold exceeded: {error_count} consecutive errors (limit: {threshold})"
+        super().__init__(text, partial_answer=partial_answer, result=result)
+
+
+class CancellationError(LimitExceededError):
+    """The run was cancelled (`cancel()`, Ctrl+C) before it answered."""
+
+    def __init__(self, partial_answer: str | None = None, message: str | None = None, *, result: object = None) -> None:
+        super().__init__(message or "Execution cancelled by user", partial_answer=partial_answer, result=result)
+
+
 class SessionError(RLMError):
     """Something went wrong with a session or a paused run."""
 
@@ -151,9 +247,13 @@ class ContinuationMismatchError(SessionError):
 
 
 __all__ = [
+    "BudgetExceededError",
+    "CancellationError",
     "ConfigurationError",
     "ContinuationMismatchError",
+    "ErrorThresholdExceededError",
     "IsolationUnavailableError",
+    "LimitExceededError",
     "McpToolError",
     "ModelAuthenticationError",
     "ModelError",
@@ -174,5 +274,8 @@ __all__ = [
     "SessionExpiredError",
     "SubCallBudgetError",
     "SubModelError",
+    "TimeoutExceededError",
+    "TokenLimitExceededError",
+    "UnknownArgumentError",
     "WorkspaceError",
 ]

@@ -24,7 +24,7 @@ from rlm_plugins.core.ports import Policy, SubModel, Usage, as_completion
 from rlm_plugins.core.prompts import FINAL_STYLES, system_prompt
 from rlm_plugins.core.result import RLMResult
 from rlm_plugins.core.session import DEFAULT_QUERY, Session
-from rlm_plugins.errors import ConfigurationError
+from rlm_plugins.errors import CancellationError, ConfigurationError
 from rlm_plugins.models.chat import ChatModel, ChatSubModel
 from rlm_plugins.repl.factory import sandbox_factory
 from rlm_plugins.standalone._callbacks import OfficialCallbacks
@@ -46,6 +46,7 @@ from rlm_plugins.standalone.clients import (
     model_name,
 )
 from rlm_plugins.standalone.completion import RLMChatCompletion
+from rlm_plugins.standalone.limits import check_on_limit, limit_error
 
 ANSWER_QUERY = (
     "The user's prompt is in the variable `context`. Read it in the REPL and do what it asks; answer by setting "
@@ -99,6 +100,10 @@ class RLM:
         refuse_premature_final: refuse a literal final answer typed before the model saw any output (see
             `Engine`). None: on with `model=`, off with the official call shape (`backend=`), whose users expect
             an answer in the first reply to end the run.
+        on_limit: "raise": a run stopped by max_time, max_cost, max_tokens, max_errors or a cancel raises the
+            official package's exception (`TimeoutExceededError`, ... in `rlm_plugins.errors`, each with
+            `partial_answer` and the whole `result`); "return": it returns with `finish_reason` naming the limit.
+            None: "raise" with the official call shape (`backend=`), "return" with `model=`.
         sampling_args: call parameters of the root model (temperature, top_p, max_tokens, seed, ...).
         sub_sampling_args: call parameters of the sub-model (with `backend=` and no `other_backends`, the sub
             model is then a second client of the root backend, as in the official package).
@@ -157,6 +162,7 @@ class RLM:
         custom_system_prompt: str | None = None,
         final_style: Literal["final", "answer"] = "final",
         refuse_premature_final: bool | None = None,
+        on_limit: Literal["raise", "return"] | None = None,
         logger: RLMLogger | None = None,
         verbose: bool = False,
         persistent: bool = False,
@@ -196,6 +202,7 @@ class RLM:
         official = backend is not None or backend_kwargs is not None
         backend = backend or ("openai" if official else None)
         self.official = official
+        self.on_limit = check_on_limit(on_limit, official)
         self.final_style = final_style
         self.user_prologue = user_prologue
         self.depth = depth
@@ -308,10 +315,15 @@ class RLM:
         call is one turn of the same REPL. At `depth >= max_depth` it is one plain call of the root model."""
         if self.leaf:
             return self._plain(prompt)
-        if self.session is not None:
-            result = self.session.completion(prompt, self._query(root_prompt))
-        else:
-            result = self._tree_engine().run(self._query(root_prompt), prompt)
+        try:
+            if self.session is not None:
+                result = self.session.completion(prompt, self._query(root_prompt))
+            else:
+                result = self._tree_engine().run(self._query(root_prompt), prompt)
+        except KeyboardInterrupt:
+            if self.on_limit == "raise":
+                raise CancellationError(message="Execution cancelled by user (Ctrl+C)") from None
+            raise
         return self._completion(result, prompt)
 
     async def acompletion(self, prompt: Any, root_prompt: str | None = None) -> RLMChatCompletion:
@@ -344,7 +356,11 @@ class RLM:
 
     def _completion(self, result: RLMResult, prompt: Any) -> RLMChatCompletion:
         metadata = self.logger.get_trajectory() if self.logger is not None else None
-        return RLMChatCompletion.of(result, root_model=self.root_model, prompt=prompt, metadata=metadata)
+        completion = RLMChatCompletion.of(result, root_model=self.root_model, prompt=prompt, metadata=metadata)
+        error = limit_error(completion, self.engine.limits) if self.on_limit == "raise" else None
+        if error is not None:
+            raise error
+        return completion
 
     def _plain(self, prompt: Any) -> RLMChatCompletion:
         """One call of the root model with `prompt` (the official package's behaviour at max depth)."""

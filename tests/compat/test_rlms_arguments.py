@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 from typing import Any
 
 import pytest
 
 from rlm_plugins import RLM
-from rlm_plugins.errors import ConfigurationError, UnknownArgumentError
+from rlm_plugins.errors import (
+    BudgetExceededError,
+    CancellationError,
+    ConfigurationError,
+    ErrorThresholdExceededError,
+    LimitExceededError,
+    TimeoutExceededError,
+    TokenLimitExceededError,
+    UnknownArgumentError,
+)
 from rlm_plugins.standalone.clients import BackendClient
 from tests.compat._rlms_clients import OFFICIAL, Clients, answer, repl
 
@@ -31,8 +43,10 @@ def by_marker(script: dict[str, list[str]]) -> Any:
 
 def test_max_errors_stops_after_consecutive_failing_turns(clients: Clients) -> None:
     clients.add("m", [repl("1/0"), repl("undefined_name"), answer("never")])
-    result = RLM(**OFFICIAL, backend_kwargs=M, max_errors=2).completion("ctx")
-    assert result.finish_reason == "max_errors" and result.iterations == 2
+    with pytest.raises(ErrorThresholdExceededError) as caught:
+        RLM(**OFFICIAL, backend_kwargs=M, max_errors=2).completion("ctx")
+    assert (caught.value.error_count, caught.value.threshold) == (2, 2)
+    assert "NameError" in caught.value.last_error and caught.value.result.iterations == 2
 
 
 def test_max_errors_counts_only_consecutive_failures(clients: Clients) -> None:
@@ -113,19 +127,38 @@ def test_sampling_args_become_call_parameters_of_the_real_client() -> None:
 
 def test_max_budget_stops_the_run(clients: Clients) -> None:
     clients.add("m", [repl("x = 1")], cost=0.5)
-    result = RLM(**OFFICIAL, backend_kwargs=M, max_budget=1.0).completion("ctx")
-    assert result.finish_reason == "max_cost" and result.iterations == 2
+    with pytest.raises(BudgetExceededError) as caught:
+        RLM(**OFFICIAL, backend_kwargs=M, max_budget=1.0).completion("ctx")
+    assert caught.value.budget == 1.0 and caught.value.spent >= 1.0
+    assert caught.value.result.finish_reason == "max_cost" and caught.value.result.iterations == 2
 
 
 def test_max_tokens_stops_the_run(clients: Clients) -> None:
     clients.add("m", [repl("x = 1")], tokens=(10, 5))
-    result = RLM(**OFFICIAL, backend_kwargs=M, max_tokens=40).completion("ctx")
-    assert result.finish_reason == "max_tokens" and result.iterations == 3
+    with pytest.raises(TokenLimitExceededError) as caught:
+        RLM(**OFFICIAL, backend_kwargs=M, max_tokens=40).completion("ctx")
+    assert caught.value.token_limit == 40 and caught.value.tokens_used > 40
+    assert caught.value.result.iterations == 3
 
 
 def test_max_timeout_stops_the_run(clients: Clients) -> None:
     clients.add("m", [repl("x = 1")])
-    assert RLM(**OFFICIAL, backend_kwargs=M, max_timeout=0).completion("ctx").finish_reason == "max_time"
+    with pytest.raises(TimeoutExceededError) as caught:
+        RLM(**OFFICIAL, backend_kwargs=M, max_timeout=0).completion("ctx")
+    assert caught.value.timeout == 0 and caught.value.result.finish_reason == "max_time"
+
+
+def test_on_limit_return_gives_the_result_instead(clients: Clients) -> None:
+    clients.add("m", [repl("1/0")])
+    result = RLM(**OFFICIAL, backend_kwargs=M, max_errors=1, on_limit="return").completion("ctx")
+    assert result.finish_reason == "max_errors" and result.iterations == 1
+
+
+def test_our_call_shape_returns_at_a_limit_unless_told_to_raise() -> None:
+    assert RLM(model="openai/m").on_limit == "return"
+    assert RLM(model="openai/m", on_limit="raise").on_limit == "raise"
+    with pytest.raises(ConfigurationError, match="on_limit"):
+        RLM(model="openai/m", on_limit="explode")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("compaction", "chars"), [(None, 32_000 * 4), (True, int(128_000 * 0.5) * 4), (False, 2**42)])
@@ -202,3 +235,18 @@ def test_environment_kwargs_configure_the_sandbox(clients: Clients) -> None:
     rlm = RLM(backend="openai", backend_kwargs=M, environment="local", environment_kwargs={"isolation": "bogus"})
     with pytest.raises(ConfigurationError, match="isolation='bogus'"):
         rlm.completion("c")
+
+
+def test_ctrl_c_raises_the_official_cancellation_error(clients: Clients) -> None:
+    clients.add("m", [repl("busy()\nimport time\ntime.sleep(60)")])
+    busy = threading.Event()
+
+    def interrupt() -> None:
+        if busy.wait(60):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    rlm = RLM(backend="openai", environment="local", backend_kwargs=M, custom_tools={"busy": busy.set})
+    with pytest.raises(CancellationError) as caught:
+        rlm.completion("ctx")
+    assert isinstance(caught.value, LimitExceededError) and "Ctrl+C" in str(caught.value)
