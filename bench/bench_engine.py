@@ -1,6 +1,7 @@
 """The engine side by side with its peers, in one process: `python bench/bench_engine.py [--runs 5] [--quick]`.
 
-With `--http`, every engine talks to one loopback OpenAI-compatible server instead (see `_http_bench.py`).
+With `--http`, every engine talks to one loopback OpenAI-compatible server instead (see `_http_bench.py`);
+`--only w2`, `--only calls` or `--only w3` runs one part of it.
 
 - ours: `rlm_plugins` Engine + ChatPolicy (scripted replies) + the `local` sandbox (best isolation here).
 - dspy.RLM with its LocalInterpreter, DummyLM as root and sub-model.
@@ -95,12 +96,23 @@ def w3(concurrency: int = 32, calls: int = 1000, latency: float = 0.1) -> dict[s
     return out
 
 
+def _only() -> str:
+    """`--only w2|calls|w3` (with `--http`): run one part of the HTTP benchmark; taken off argv before parsing."""
+    if "--only" not in sys.argv:
+        return "all"
+    index = sys.argv.index("--only")
+    value = sys.argv[index + 1]
+    del sys.argv[index : index + 2]
+    return value
+
+
 def main() -> None:
+    only = _only()
     runs, context, http = w2_setup(__doc__.splitlines()[0], http=True)
     if http:
         from _http_bench import main as http_main
 
-        http_main(runs, context)
+        http_main(runs, context, only)
         return
     size = len(context)
     from rlm_plugins.repl.isolation import best_level

@@ -158,13 +158,15 @@ class SubCalls:
         refused = self._reserve(len(items)) if items else None
         if refused:
             return [refused] * len(items)
-        gate = asyncio.Semaphore(self.max_concurrency)
+        results = [""] * len(items)
+        pending = iter(enumerate(items))
 
-        async def one(prompt: str) -> str:
-            async with gate:
-                return await self._aslot(prompt)
+        async def worker() -> None:
+            for index, prompt in pending:
+                results[index] = await self._aslot(prompt)
 
-        return list(await asyncio.gather(*(one(p) for p in items)))
+        await asyncio.gather(*(worker() for _ in range(min(self.max_concurrency, len(items)))))
+        return results
 
     def _child(self, prompt: Any, context: Any) -> tuple[Run | None, str | None]:
         """A child run with its first turn reserved, or the refusal string; (None, None) at the maximum depth."""
