@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _http_server import W3_CALLS, W3_LATENCY
+from _http_server import W3_CALLS, W3_CODE, W3_LATENCY
+from _workloads import fence, scripted_root
 
 HERE = Path(__file__).resolve().parent
 KEY = "sk-bench"
@@ -136,6 +137,37 @@ def w3_ours(base: str, transport: str, mode: str) -> tuple[float, float]:
     return elapsed, float(batch)
 
 
+def w3_in_process(mode: str) -> tuple[float, float]:
+    """(run seconds, batch seconds) of W3 with the sub-model in this process (a 100 ms sleep, no HTTP at all)."""
+    from rlm_plugins.core.budget import Limits
+    from rlm_plugins.core.callables import CallableSubModel
+    from rlm_plugins.core.chat_policy import ChatPolicy
+    from rlm_plugins.core.engine import Engine
+    from rlm_plugins.repl.factory import sandbox_factory
+
+    async def slow(prompt: str) -> str:
+        await asyncio.sleep(W3_LATENCY)
+        return "ok"
+
+    def slow_sync(prompt: str) -> str:
+        time.sleep(W3_LATENCY)
+        return "ok"
+
+    engine = Engine(
+        ChatPolicy(scripted_root([fence(W3_CODE)])),
+        CallableSubModel(slow_sync if mode == "sync" else slow, name="slow"),
+        sandbox_factory("local"),
+        limits=Limits(max_llm_calls=W3_CALLS),
+        max_concurrency=W3_CONCURRENCY,
+    )
+    started = time.perf_counter()
+    result = engine.run("w3", "x") if mode == "sync" else asyncio.run(engine.arun("w3", "x"))
+    elapsed = time.perf_counter() - started
+    count, batch = result.response.split()
+    assert count == str(W3_CALLS), result.response
+    return elapsed, float(batch)
+
+
 def w3(base: str, runs: int) -> dict[str, list[tuple[float, float]]]:
     """W3 over HTTP `runs` times per row, rows interleaved so load changes hit every row alike."""
     rows: dict[str, Callable[[], tuple[float, float]]] = {}
@@ -144,6 +176,8 @@ def w3(base: str, runs: int) -> dict[str, list[tuple[float, float]]]:
     for transport in ("http", "openai"):
         for mode in ("sync", "async"):
             rows[f"ours {mode}, {transport} transport"] = lambda t=transport, m=mode: w3_ours(base, t, m)
+    for mode in ("sync", "async"):
+        rows[f"ours {mode}, in-process sub-model (no HTTP)"] = lambda m=mode: w3_in_process(m)
     out: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
     for fn in rows.values():
         fn()

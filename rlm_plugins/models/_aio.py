@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import os
+import ssl
 import threading
 import weakref
 from collections.abc import AsyncIterator, Coroutine
@@ -17,6 +19,19 @@ T = TypeVar("T")
 MAX_CONNECTIONS = 1000
 """Open connections per session at most (the `openai` SDK's default); the model limits queue calls long before."""
 KEEPALIVE_SECONDS = 30.0
+
+
+@functools.lru_cache(maxsize=1)
+def ssl_context() -> ssl.SSLContext:
+    """The TLS context for https endpoints: `certifi`'s CA bundle, as the `openai` SDK's httpx client uses,
+    unless `SSL_CERT_FILE` or `SSL_CERT_DIR` name the CAs to trust."""
+    if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context()
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 class Session:
@@ -33,6 +48,14 @@ class Session:
         connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS)
         self.http = aiohttp.ClientSession(connector=connector)
         self._proxies: dict[str, tuple[Any, Any]] = {}
+
+    def options(self, url: str) -> dict[str, Any]:
+        """Per-request options for `url`: its proxy (from the environment) and, for https, the TLS context."""
+        proxy, proxy_auth = self.proxy(url)
+        options: dict[str, Any] = {"proxy": proxy, "proxy_auth": proxy_auth}
+        if url.startswith("https:"):
+            options["ssl"] = ssl_context()
+        return options
 
     def proxy(self, url: str) -> tuple[Any, Any]:
         """(proxy URL, proxy auth) for `url`, or (None, None) when it is reached directly."""

@@ -168,10 +168,9 @@ class HTTPTransport:
         url, headers, body = self.request(call)
         timeout = aiohttp.ClientTimeout(total=call.timeout or DEFAULT_TIMEOUT)
         session = await _SESSIONS.session()
-        proxy, proxy_auth = session.proxy(url)
         try:
             async with session.http.post(
-                url, data=body, headers=headers, timeout=timeout, proxy=proxy, proxy_auth=proxy_auth
+                url, data=body, headers=headers, timeout=timeout, **session.options(url)
             ) as response:
                 raw = await response.read()
                 status, response_headers = response.status, response.headers

@@ -4,6 +4,7 @@ error classes by status, and how retries and `ModelError` kinds read them."""
 from __future__ import annotations
 
 import json
+import ssl
 
 import pytest
 from multidict import CIMultiDict
@@ -11,6 +12,7 @@ from multidict import CIMultiDict
 from rlm_plugins.core.model_errors import kind_of
 from rlm_plugins.errors import ModelAuthenticationError, ModelError, ModelRateLimitError, ModelTimeoutError
 from rlm_plugins.models import http_transport as http
+from rlm_plugins.models._aio import Session
 from rlm_plugins.models.base import Call
 from rlm_plugins.models.retry import RetryPolicy, retry_after, retryable
 
@@ -72,3 +74,16 @@ def test_timeouts_and_connection_failures_are_retried_as_their_kinds():
     assert kind_of(http.APITimeoutError("late")) is ModelTimeoutError and retryable(http.APITimeoutError("late"))
     assert retryable(http.APIConnectionError("refused"))
     assert not retryable(http.APIError("the server answered without choices"))
+
+
+async def test_https_endpoints_verify_against_certifi_and_plain_http_needs_no_tls(monkeypatch):
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    session = Session()
+    try:
+        assert "ssl" not in session.options("http://127.0.0.1:8000/v1/chat/completions")
+        context = session.options("https://api.openai.com/v1/chat/completions")["ssl"]
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+        assert context.cert_store_stats()["x509_ca"] > 0
+    finally:
+        await session.http.close()
