@@ -10,6 +10,7 @@ SDK's, which `ChatModel` retries and maps to `ModelError`s like any transport's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
@@ -174,7 +175,7 @@ class HTTPTransport:
             ) as response:
                 raw = await response.read()
                 status, response_headers = response.status, response.headers
-        except TimeoutError as exc:
+        except asyncio.TimeoutError as exc:  # the builtin TimeoutError from Python 3.11 on
             raise APITimeoutError(f"no complete answer from {url} within {timeout.total}s") from exc
         except aiohttp.ClientError as exc:
             raise APIConnectionError(f"connection to {url} failed: {exc or type(exc).__name__}") from exc
