@@ -294,9 +294,9 @@ def _report_w3(runs: int, base: str) -> None:
     print(f"\nW3 over HTTP: {shape}, ideal {ideal:.2f} s")
     print("(run: the whole RLM run, sandbox start and root turn included; batch: the llm_query_batched call alone,")
     print(" timed in the sandbox; bare clients have no engine, so their run is their batch)\n")
-    print("| W3 over HTTP | run median s | run min–max s | run / ideal | batch median s | batch / ideal |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| W3 | run median s | run min–max s | run / ideal | batch median s | batch min–max s | batch / ideal |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, results in w3(base, runs).items():
         run, batch = [r[0] for r in results], [r[1] for r in results]
         run_m, batch_m = statistics.median(run), statistics.median(batch)
-        print(f"| {name} | {_spread(run)} | {run_m / ideal:.3f}x | {batch_m:.3f} | {batch_m / ideal:.3f}x |")
+        print(f"| {name} | {_spread(run)} | {run_m / ideal:.3f}x | {_spread(batch)} | {batch_m / ideal:.3f}x |")

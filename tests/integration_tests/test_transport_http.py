@@ -139,13 +139,9 @@ async def test_sessions_belong_to_their_event_loop_and_close_with_it(scripted_op
     assert "Unclosed" not in caplog.text
 
 
-def test_sync_calls_from_many_threads_share_one_background_loop(scripted_openai):
+def test_sync_calls_from_many_threads_share_one_background_loop(scripted_openai, monkeypatch):
     names: set[str] = set()
-
-    def script(body):
-        return "echo " + body["messages"][-1]["content"]
-
-    server = scripted_openai(script)
+    server = scripted_openai(lambda body: "echo " + body["messages"][-1]["content"])
     sub = ChatSubModel(chat_on(server))
     original = http.HTTPTransport.acomplete
 
@@ -153,12 +149,9 @@ def test_sync_calls_from_many_threads_share_one_background_loop(scripted_openai)
         names.add(threading.current_thread().name)
         return await original(self, call)
 
-    http.HTTPTransport.acomplete = spy
-    try:
-        with ThreadPoolExecutor(16) as pool:
-            texts = [c.text for c in pool.map(sub.query, [str(i) for i in range(64)])]
-    finally:
-        http.HTTPTransport.acomplete = original
+    monkeypatch.setattr(http.HTTPTransport, "acomplete", spy)
+    with ThreadPoolExecutor(16) as pool:
+        texts = [c.text for c in pool.map(sub.query, [str(i) for i in range(64)])]
     assert texts == [f"echo {i}" for i in range(64)]
     assert names == {"rlm-http"}
 
