@@ -1,5 +1,5 @@
 """Standalone use: the root chat model and the sub-model that `llm_query` calls, over the fastest transport per
-model (a lean HTTP client for OpenAI-compatible servers, the `openai` SDK, the `anthropic` SDK, or litellm).
+model (the `openai` SDK, the `anthropic` SDK, or litellm).
 
 Importing this package imports no provider SDK; building a model does, and says how to install it when it is missing.
 """

@@ -61,11 +61,10 @@ class RLM:
     """A Recursive Language Model: the prompt lives in a sandboxed REPL, the root model explores it with code.
 
     Models are "provider/name" strings ("openai/gpt-5-mini", "anthropic/claude-...", "openrouter/...", any
-    OpenAI-compatible server with `api_base=`), each called through its fastest transport (`ChatModel`: a lean
-    HTTP client for a server given as `api_base`, the openai or anthropic SDK, else litellm); `model_kwargs` /
-    `sub_model_kwargs` take `ChatModel` options too (max_retries, max_concurrency, rpm, tpm, transport, ...). The
-    official package's `backend`, `backend_kwargs`, `environment` and `environment_kwargs` are accepted too, so
-    code written for `rlms` runs unchanged.
+    OpenAI-compatible server with `api_base=`), each called through its fastest transport (`ChatModel`: the
+    openai or anthropic SDK, else litellm); `model_kwargs` / `sub_model_kwargs` take `ChatModel` options too
+    (max_retries, max_concurrency, rpm, tpm, transport, ...). The official package's `backend`, `backend_kwargs`,
+    `environment` and `environment_kwargs` are accepted too, so code written for `rlms` runs unchanged.
 
     Args:
         model: the root model.
