@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from _http_server import W3_CALLS, W3_CODE, W3_LATENCY
-from _workloads import fence, scripted_root
+from _workloads import w3_engine
 
 HERE = Path(__file__).resolve().parent
 KEY = "sk-bench"
@@ -139,27 +139,7 @@ def w3_ours(base: str, transport: str, mode: str) -> tuple[float, float]:
 
 def w3_in_process(mode: str) -> tuple[float, float]:
     """(run seconds, batch seconds) of W3 with the sub-model in this process (a 100 ms sleep, no HTTP at all)."""
-    from rlm_plugins.core.budget import Limits
-    from rlm_plugins.core.callables import CallableSubModel
-    from rlm_plugins.core.chat_policy import ChatPolicy
-    from rlm_plugins.core.engine import Engine
-    from rlm_plugins.repl.factory import sandbox_factory
-
-    async def slow(prompt: str) -> str:
-        await asyncio.sleep(W3_LATENCY)
-        return "ok"
-
-    def slow_sync(prompt: str) -> str:
-        time.sleep(W3_LATENCY)
-        return "ok"
-
-    engine = Engine(
-        ChatPolicy(scripted_root([fence(W3_CODE)])),
-        CallableSubModel(slow_sync if mode == "sync" else slow, name="slow"),
-        sandbox_factory("local"),
-        limits=Limits(max_llm_calls=W3_CALLS),
-        max_concurrency=W3_CONCURRENCY,
-    )
+    engine = w3_engine(W3_CODE, mode, W3_CALLS, W3_LATENCY, W3_CONCURRENCY)
     started = time.perf_counter()
     result = engine.run("w3", "x") if mode == "sync" else asyncio.run(engine.arun("w3", "x"))
     elapsed = time.perf_counter() - started
