@@ -70,6 +70,33 @@ def w2_engine(full: bool = False, sandbox: str = "local") -> Any:
     )
 
 
+def w3_engine(code: str, mode: str, calls: int = 1000, latency: float = 0.1, concurrency: int = 32) -> Any:
+    """Our engine on W3: `code` as the root's reply, a sub-model that sleeps `latency` ("sync" or "async")."""
+    import asyncio
+
+    from rlm_plugins.core.budget import Limits
+    from rlm_plugins.core.callables import CallableSubModel
+    from rlm_plugins.core.chat_policy import ChatPolicy
+    from rlm_plugins.core.engine import Engine
+    from rlm_plugins.repl.factory import sandbox_factory
+
+    async def slow(prompt: str) -> str:
+        await asyncio.sleep(latency)
+        return "ok"
+
+    def slow_sync(prompt: str) -> str:
+        time.sleep(latency)
+        return "ok"
+
+    return Engine(
+        ChatPolicy(scripted_root([fence(code)])),
+        CallableSubModel(slow_sync if mode == "sync" else slow, name="slow"),
+        sandbox_factory("local"),
+        limits=Limits(max_llm_calls=calls),
+        max_concurrency=concurrency,
+    )
+
+
 def official_rlm(replies: list[str], **options: Any) -> Any:
     """The official `rlms` RLM (local environment) with a scripted root client patched in for `get_client`."""
     import rlm.core.rlm as official

@@ -1,6 +1,7 @@
 """The engine side by side with its peers, in one process: `python bench/bench_engine.py [--runs 5] [--quick]`.
 
-With `--http`, every engine talks to one loopback OpenAI-compatible server instead (see `_http_bench.py`).
+With `--http`, every engine talks to one loopback OpenAI-compatible server instead (see `_http_bench.py`);
+`--only w2`, `--only calls` or `--only w3` runs one part of it.
 
 - ours: `rlm_plugins` Engine + ChatPolicy (scripted replies) + the `local` sandbox (best isolation here).
 - dspy.RLM with its LocalInterpreter, DummyLM as root and sub-model.
@@ -27,16 +28,10 @@ from _workloads import (
     median_time,
     official_rlm,
     root_replies,
-    scripted_root,
     w2_engine,
     w2_setup,
+    w3_engine,
 )
-
-from rlm_plugins.core.budget import Limits
-from rlm_plugins.core.callables import CallableSubModel
-from rlm_plugins.core.chat_policy import ChatPolicy
-from rlm_plugins.core.engine import Engine
-from rlm_plugins.repl.factory import sandbox_factory
 
 
 def run_ours(context: str, full: bool, sandbox: str = "local") -> str:
@@ -65,29 +60,10 @@ def run_official(context: str, full: bool) -> str:
 
 def w3(concurrency: int = 32, calls: int = 1000, latency: float = 0.1) -> dict[str, float]:
     """1,000 sub-calls at 100 ms each, concurrency 32, from one llm_query_batched call."""
-
-    async def slow(prompt: str) -> str:
-        await asyncio.sleep(latency)
-        return "ok"
-
-    def slow_sync(prompt: str) -> str:
-        time.sleep(latency)
-        return "ok"
-
     code = f"r = llm_query_batched([str(i) for i in range({calls})])\nFINAL(len(r))"
-    ideal = math.ceil(calls / concurrency) * latency
-    out = {"ideal": ideal}
-    for mode, sub in (
-        ("sync", CallableSubModel(slow_sync, name="slow")),
-        ("async", CallableSubModel(slow, name="slow")),
-    ):
-        engine = Engine(
-            ChatPolicy(scripted_root([f"```repl\n{code}\n```"])),
-            sub,
-            sandbox_factory("local"),
-            limits=Limits(max_llm_calls=calls),
-            max_concurrency=concurrency,
-        )
+    out = {"ideal": math.ceil(calls / concurrency) * latency}
+    for mode in ("sync", "async"):
+        engine = w3_engine(code, mode, calls, latency, concurrency)
         started = time.perf_counter()
         result = engine.run("w3", "x") if mode == "sync" else asyncio.run(engine.arun("w3", "x"))
         assert result.response == str(calls), result
@@ -95,12 +71,23 @@ def w3(concurrency: int = 32, calls: int = 1000, latency: float = 0.1) -> dict[s
     return out
 
 
+def _only() -> str:
+    """`--only w2|calls|w3` (with `--http`): run one part of the HTTP benchmark; taken off argv before parsing."""
+    if "--only" not in sys.argv:
+        return "all"
+    index = sys.argv.index("--only")
+    value = sys.argv[index + 1]
+    del sys.argv[index : index + 2]
+    return value
+
+
 def main() -> None:
+    only = _only()
     runs, context, http = w2_setup(__doc__.splitlines()[0], http=True)
     if http:
         from _http_bench import main as http_main
 
-        http_main(runs, context)
+        http_main(runs, context, only)
         return
     size = len(context)
     from rlm_plugins.repl.isolation import best_level

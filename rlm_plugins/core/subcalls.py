@@ -195,13 +195,18 @@ class SubCalls:
         refused = self._reserve(len(items)) if items else None
         if refused:
             return [refused] * len(items)
-        gate = asyncio.Semaphore(self.max_concurrency)
+        outcomes: list[Any] = [""] * len(items)
+        pending = iter(enumerate(items))
 
-        async def one(prompt: str) -> str:
-            async with gate:
-                return await self._aslot(prompt)
+        async def worker() -> None:  # max_concurrency workers, not one task per prompt behind a semaphore
+            for index, prompt in pending:
+                try:
+                    outcomes[index] = await self._aslot(prompt)
+                except Exception as exc:  # raised by _texts once every slot has ended
+                    outcomes[index] = exc
 
-        return _texts(await asyncio.gather(*(one(p) for p in items), return_exceptions=True))
+        await asyncio.gather(*(worker() for _ in range(min(self.max_concurrency, len(items)))))
+        return _texts(outcomes)
 
     def _child(self, prompt: Any, context: Any) -> tuple[Run | None, str | None]:
         """A child run with its first turn reserved, or the refusal string; (None, None) at the maximum depth."""

@@ -1,5 +1,6 @@
-"""Model transports: the `openai` SDK, the `anthropic` SDK or litellm per model string, with pooled clients,
-retries, process-wide concurrency and rate limits, and one way of reporting usage and cost."""
+"""Model transports: a lean HTTP client (OpenAI-compatible servers), the `openai` SDK, the `anthropic` SDK or
+litellm per model string, with pooled clients, retries, process-wide concurrency and rate limits, and one way of
+reporting usage and cost."""
 
 from rlm_plugins.models.base import Call, Reply, Transport
 from rlm_plugins.models.chat import ChatModel, ChatSubModel

@@ -28,15 +28,16 @@ class ChatModel:
     """A chat model: OpenAI-format messages in, a `Completion` (text, tokens, cached tokens, USD cost) out.
 
     The transport follows the model string: "openai/..." and OpenAI-compatible providers ("openrouter/",
-    "hosted_vllm/", any server given as `api_base`) go through the `openai` SDK, "anthropic/..." through the
-    `anthropic` SDK when it is installed, everything else through litellm. Clients are pooled per endpoint and key,
+    "hosted_vllm/", ...) go through the lean HTTP transport when `api_base` names the server (a fraction of the
+    SDK's client cost per call) and through the `openai` SDK otherwise, "anthropic/..." through the `anthropic`
+    SDK when it is installed, everything else through litellm. Clients are pooled per endpoint and key,
     so every run in the process reuses warm connections.
 
     Args:
         model: "provider/name", e.g. "openai/gpt-5-mini", "anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-pro".
         api_base: the endpoint to call instead of the provider's default.
         api_key: the key to send instead of the provider's env var.
-        transport: "auto", "openai", "anthropic" or "litellm" (or a `Transport` object).
+        transport: "auto", "openai", "http", "anthropic" or "litellm" (or a `Transport` object).
         max_retries: retries on 429, 5xx, timeouts and dropped connections, honouring `Retry-After`
             (`num_retries=` is accepted as its alias).
         timeout: seconds per attempt.
@@ -81,7 +82,9 @@ class ChatModel:
         self.api_base = api_base
         self.api_key = api_key
         self.timeout = timeout
-        self.transport, self.provider_model = choose_transport(model, transport, cache_prompts=cache_prompts)
+        self.transport, self.provider_model = choose_transport(
+            model, transport, cache_prompts=cache_prompts, api_base=api_base
+        )
         if self.transport.name != "litellm":
             params = {k: v for k, v in params.items() if k not in _LITELLM_ONLY}
         self.params = params

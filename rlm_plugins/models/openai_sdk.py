@@ -47,41 +47,51 @@ class OpenAITransport:
     def key_env(self) -> str | None:
         return PROVIDERS[self.provider][1]
 
-    def _endpoint(self, call: Call) -> tuple[str | None, str | None]:
-        default_base, key_env = PROVIDERS[self.provider]
-        env_prefix = self.provider.upper()
-        base = call.api_base or os.environ.get(f"{env_prefix}_API_BASE") or os.environ.get(f"{env_prefix}_BASE_URL")
-        key = call.api_key or (os.environ.get(key_env) if key_env else None)
-        if self.provider != "openai" and key is None:
-            key = _LOCAL_KEY
-        return base or default_base, key
-
     def sync_client(self, call: Call) -> Any:
         """The process's `OpenAI` client for this call's endpoint and key."""
-        return _POOL.sync(self._endpoint(call))
+        return _POOL.sync(endpoint(self.provider, call))
 
     def async_client(self, call: Call) -> Any:
         """The running loop's `AsyncOpenAI` client for this call's endpoint and key."""
-        return _POOL.for_loop(self._endpoint(call))
-
-    def _kwargs(self, call: Call) -> dict[str, Any]:
-        params = dict(call.params)
-        if call.model.startswith(_REASONING_PREFIXES) and "max_tokens" in params:
-            params.setdefault("max_completion_tokens", params.pop("max_tokens"))
-        extra = {key: params.pop(key) for key in list(params) if key not in _SDK_PARAMS}
-        if extra:
-            params["extra_body"] = {**extra, **params.get("extra_body", {})}
-        if call.timeout is not None:
-            params["timeout"] = call.timeout
-        return {"model": call.model, "messages": call.messages, **params}
+        return _POOL.for_loop(endpoint(self.provider, call))
 
     def complete(self, call: Call) -> Reply:
         """One chat completion on the pooled sync client."""
-        return openai_reply(self.sync_client(call).chat.completions.create(**self._kwargs(call)))
+        return openai_reply(self.sync_client(call).chat.completions.create(**sdk_kwargs(call)))
 
     async def acomplete(self, call: Call) -> Reply:
         """One chat completion on the running loop's pooled async client."""
-        return openai_reply(await self.async_client(call).chat.completions.create(**self._kwargs(call)))
+        return openai_reply(await self.async_client(call).chat.completions.create(**sdk_kwargs(call)))
+
+
+def endpoint(provider: str, call: Call) -> tuple[str | None, str | None]:
+    """(base URL, key) for `call` to an OpenAI-compatible `provider`: the call's, else the environment's."""
+    default_base, key_env = PROVIDERS[provider]
+    env_prefix = provider.upper()
+    base = call.api_base or os.environ.get(f"{env_prefix}_API_BASE") or os.environ.get(f"{env_prefix}_BASE_URL")
+    key = call.api_key or (os.environ.get(key_env) if key_env else None)
+    if provider != "openai" and key is None:
+        key = _LOCAL_KEY
+    return base or default_base, key
+
+
+def request_params(call: Call) -> dict[str, Any]:
+    """The call's parameters as chat-completion arguments (`max_tokens` renamed for reasoning models)."""
+    params = dict(call.params)
+    if call.model.startswith(_REASONING_PREFIXES) and "max_tokens" in params:
+        params.setdefault("max_completion_tokens", params.pop("max_tokens"))
+    return params
+
+
+def sdk_kwargs(call: Call) -> dict[str, Any]:
+    """`chat.completions.create` arguments: names it does not take go to the server in `extra_body`."""
+    params = request_params(call)
+    extra = {key: params.pop(key) for key in list(params) if key not in _SDK_PARAMS}
+    if extra:
+        params["extra_body"] = {**extra, **params.get("extra_body", {})}
+    if call.timeout is not None:
+        params["timeout"] = call.timeout
+    return {"model": call.model, "messages": call.messages, **params}
 
 
 _SDK_PARAMS = frozenset(

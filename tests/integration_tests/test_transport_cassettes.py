@@ -1,5 +1,8 @@
 """The OpenAI and Anthropic wire formats, replayed from cassettes: text, tokens, cached tokens and cost.
 
+The OpenAI cassettes serve both OpenAI-format transports (the `openai` SDK and the lean HTTP one): each replays
+the same recorded exchange.
+
 Recording (`--record-mode=once` with the cassette removed) talks to the scripted servers on loopback; replaying
 points the clients at a closed port, so only the cassette can answer.
 """
@@ -33,12 +36,22 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def openai_chat(vcr, scripted_openai) -> ChatModel:
+def default_cassette_name(request: pytest.FixtureRequest) -> str:
+    """One cassette per test function, whichever transport the test is parametrized with."""
+    return request.node.originalname
+
+
+@pytest.fixture(params=["openai", "http"])
+def openai_chat(request, vcr, scripted_openai) -> ChatModel:
     if vcr.write_protected:
         base = f"http://127.0.0.1:{_closed_port()}/v1"
     else:
         base = scripted_openai([{"content": "Paris.", "usage": OPENAI_USAGE}]).base_url
-    return ChatModel("openai/gpt-4o-mini", api_base=base, api_key="sk-test", max_retries=0, temperature=0.0)
+    chat = ChatModel(
+        "openai/gpt-4o-mini", api_base=base, api_key="sk-test", max_retries=0, temperature=0.0, transport=request.param
+    )
+    assert chat.transport.name == request.param
+    return chat
 
 
 @pytest.fixture

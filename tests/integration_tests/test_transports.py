@@ -4,7 +4,6 @@ pooled clients, usage with cached tokens, retries honouring Retry-After, and the
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,27 +18,7 @@ from rlm_plugins.models.anthropic_sdk import AnthropicTransport
 from rlm_plugins.models.base import Call
 from tests.fakes import count_tokens
 from tests.fakes.anthropic_server import ScriptedAnthropicServer
-
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
-CACHED = {"prompt_tokens_details": {"cached_tokens": 3}}
-
-
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _chat(server, model: str = "openai/scripted", **kwargs) -> ChatModel:
-    return ChatModel(model, api_base=server.base_url, api_key="sk-test", **{"timeout": 10, **kwargs})
-
-
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-    async def asleep(self, seconds: float) -> None:
-        self.append(seconds)
+from tests.integration_tests._transport_kit import CACHED, MESSAGES, RATE_LIMITED, Sleeps, chat_on, unused_port
 
 
 def _check_usage(completion, server) -> None:
@@ -56,33 +35,33 @@ def _check_usage(completion, server) -> None:
 
 def test_openai_transport_reports_usage_and_cached_tokens(scripted_openai):
     server = scripted_openai([{"content": "Paris.", "usage": CACHED}])
-    chat = _chat(server)
+    chat = chat_on(server, transport="openai")
     assert chat.transport.name == "openai"
     _check_usage(chat(MESSAGES), server)
 
 
 async def test_openai_transport_reports_usage_and_cached_tokens_async(scripted_openai):
     server = scripted_openai([{"content": "Paris.", "usage": CACHED}])
-    _check_usage(await _chat(server).acall(MESSAGES), server)
+    _check_usage(await chat_on(server, transport="openai").acall(MESSAGES), server)
 
 
 def test_litellm_transport_reports_the_same_usage(scripted_openai):
     server = scripted_openai([{"content": "Paris.", "usage": CACHED}])
-    chat = _chat(server, transport="litellm")
+    chat = chat_on(server, transport="litellm")
     assert chat.transport.name == "litellm"
     _check_usage(chat(MESSAGES), server)
 
 
 def test_priced_models_cost_the_same_through_every_transport(scripted_openai):
     server = scripted_openai(["Paris."] * 2)
-    costs = [_chat(server, "openai/gpt-4o-mini", transport=t)(MESSAGES).usage.cost for t in ("openai", "litellm")]
+    costs = [chat_on(server, "openai/gpt-4o-mini", transport=t)(MESSAGES).usage.cost for t in ("openai", "litellm")]
     assert costs[0] is not None and costs[0] > 0
     assert costs[0] == pytest.approx(costs[1])
 
 
 def test_clients_are_pooled_per_endpoint_and_key(scripted_openai):
     server = scripted_openai(["a", "b", "c"])
-    first, second = _chat(server), _chat(server, "openai/other")
+    first, second = chat_on(server, transport="openai"), chat_on(server, "openai/other", transport="openai")
     call = Call("scripted", [], api_base=server.base_url, api_key="sk-test")
     assert first.transport.sync_client(call) is second.transport.sync_client(call)
     other_key = Call("scripted", [], api_base=server.base_url, api_key="sk-other")
@@ -92,7 +71,7 @@ def test_clients_are_pooled_per_endpoint_and_key(scripted_openai):
 
 async def test_async_clients_are_pooled_per_event_loop(scripted_openai):
     server = scripted_openai(lambda body: "ok")
-    chat = _chat(server)
+    chat = chat_on(server, transport="openai")
     call = Call("scripted", [], api_base=server.base_url, api_key="sk-test")
     here = chat.transport.async_client(call)
     assert chat.transport.async_client(call) is here
@@ -105,23 +84,20 @@ async def test_async_clients_are_pooled_per_event_loop(scripted_openai):
     assert (await chat.acall("hi")).text == "ok"
 
 
-RATE_LIMITED = {"status": 429, "message": "Rate limit reached", "headers": {"Retry-After": "0.25"}}
-
-
-@pytest.mark.parametrize("transport", ["openai", "litellm"])
+@pytest.mark.parametrize("transport", ["openai", "http", "litellm"])
 def test_retries_429_after_the_retry_after_wait(scripted_openai, transport):
     server = scripted_openai([RATE_LIMITED, "Paris."])
-    chat = _chat(server, transport=transport, max_retries=2)
+    chat = chat_on(server, transport=transport, max_retries=2)
     chat.sleep = sleeps = Sleeps()
     assert chat(MESSAGES).text == "Paris."
     assert sleeps == [0.25]
     assert len(server.requests) == 2
 
 
-@pytest.mark.parametrize("transport", ["openai", "litellm"])
+@pytest.mark.parametrize("transport", ["openai", "http", "litellm"])
 async def test_retries_429_after_the_retry_after_wait_async(scripted_openai, transport):
     server = scripted_openai([RATE_LIMITED, {"status": 503, "message": "busy"}, "Paris."])
-    chat = _chat(server, transport=transport, max_retries=2)
+    chat = chat_on(server, transport=transport, max_retries=2)
     chat.asleep = (sleeps := Sleeps()).asleep
     assert (await chat.acall(MESSAGES)).text == "Paris."
     assert sleeps[0] == 0.25 and len(sleeps) == 2
@@ -136,13 +112,13 @@ def test_retry_waits_really_pass_before_the_next_attempt(scripted_openai):
         return RATE_LIMITED if len(arrivals) == 1 else "ok"
 
     server = scripted_openai(script)
-    assert _chat(server, max_retries=1)("hi").text == "ok"
+    assert chat_on(server, max_retries=1)("hi").text == "ok"
     assert arrivals[1] - arrivals[0] >= 0.25
 
 
 def test_gives_up_after_max_retries_with_a_one_line_error(scripted_openai):
     server = scripted_openai([RATE_LIMITED] * 3)
-    chat = _chat(server, max_retries=2)
+    chat = chat_on(server, max_retries=2, transport="openai")
     chat.sleep = Sleeps()
     with pytest.raises(ModelError, match="rate limited") as info:
         chat("hi")
@@ -159,16 +135,19 @@ def test_gives_up_after_max_retries_with_a_one_line_error(scripted_openai):
         ({"delay": 5, "content": "late"}, "timeout=0.5s"),
     ],
 )
-def test_openai_transport_errors_say_what_to_change(scripted_openai, reply, hint):
+@pytest.mark.parametrize("transport", ["openai", "http"])
+def test_openai_compatible_errors_say_what_to_change(scripted_openai, reply, hint, transport):
     server = scripted_openai([reply])
     with pytest.raises(ModelError, match=hint):
-        _chat(server, max_retries=0, timeout=0.5)("hi")
+        chat_on(server, max_retries=0, timeout=0.5, transport=transport)("hi")
 
 
-def test_unreachable_endpoint_names_it():
-    api_base = f"http://127.0.0.1:{_unused_port()}/v1"
+@pytest.mark.parametrize("transport", ["openai", "http"])
+def test_unreachable_endpoint_names_it(transport):
+    api_base = f"http://127.0.0.1:{unused_port()}/v1"
     with pytest.raises(SubModelError, match="check api_base= and the network"):
-        ChatSubModel(ChatModel("openai/x", api_base=api_base, api_key="k", max_retries=0)).query("hi")
+        chat = ChatModel("openai/x", api_base=api_base, api_key="k", max_retries=0, transport=transport)
+        ChatSubModel(chat).query("hi")
 
 
 def test_missing_openai_key_names_the_variable(monkeypatch):
@@ -193,19 +172,21 @@ def _tracking_server(scripted_openai):
     return scripted_openai(script), state
 
 
-def test_64_threads_never_exceed_the_model_concurrency_limit(scripted_openai):
+@pytest.mark.parametrize("transport", ["openai", "http"])
+def test_64_threads_never_exceed_the_model_concurrency_limit(scripted_openai, transport):
     server, state = _tracking_server(scripted_openai)
-    sub = ChatSubModel(_chat(server, "openai/limited-sync", max_concurrency=4))
+    sub = ChatSubModel(chat_on(server, f"openai/limited-sync-{transport}", max_concurrency=4, transport=transport))
     with ThreadPoolExecutor(64) as pool:
         texts = [c.text for c in pool.map(sub.query, [str(i) for i in range(64)])]
     assert texts == [f"echo {i}" for i in range(64)]
     assert state["peak"] <= 4
 
 
-async def test_64_tasks_never_exceed_the_model_concurrency_limit(scripted_openai):
+@pytest.mark.parametrize("transport", ["openai", "http"])
+async def test_64_tasks_never_exceed_the_model_concurrency_limit(scripted_openai, transport):
     server, state = _tracking_server(scripted_openai)
-    sub = ChatSubModel(_chat(server, "openai/limited-async", max_concurrency=4))
-    other = ChatSubModel(_chat(server, "openai/limited-async"))
+    sub = ChatSubModel(chat_on(server, f"openai/limited-async-{transport}", max_concurrency=4, transport=transport))
+    other = ChatSubModel(chat_on(server, f"openai/limited-async-{transport}", transport=transport))
     completions = await asyncio.gather(*(s.aquery(str(i)) for i in range(32) for s in (sub, other)))
     assert sorted(c.text for c in completions) == sorted(f"echo {i}" for i in range(32) for _ in range(2))
     assert state["peak"] <= 4
@@ -241,7 +222,7 @@ async def test_anthropic_transport_async_and_without_cache_marks():
 
 
 def test_anthropic_errors_are_model_errors():
-    api_base = f"http://127.0.0.1:{_unused_port()}"
+    api_base = f"http://127.0.0.1:{unused_port()}"
     with pytest.raises(ModelError, match="check api_base=") as info:
         ChatModel("anthropic/claude-sonnet-4-5", api_base=api_base, api_key="k", max_retries=0)("hi")
     assert isinstance(info.value.cause, anthropic.APIConnectionError)
@@ -264,7 +245,7 @@ class Waits:
 
 
 def _rate_limited(server, model: str) -> tuple[ChatModel, Waits]:
-    chat = _chat(server, model, rpm=6)
+    chat = chat_on(server, model, rpm=6)
     waits = Waits()
     chat.limits.rate.sleep, chat.limits.rate.asleep = waits, waits.asleep
     return chat, waits

@@ -75,8 +75,25 @@ def test_transport_per_model_string(model, expected):
     assert transport_name(model) == expected
 
 
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("openai/qwen", "http"),
+        ("hosted_vllm/qwen", "http"),
+        ("gpt-4o-mini", "http"),
+        ("anthropic/claude-sonnet-4-5", "anthropic"),
+        ("gemini/gemini-2.5-pro", "litellm"),
+        ("my-local-model", "litellm"),
+    ],
+)
+def test_openai_compatible_servers_given_as_api_base_get_the_lean_http_transport(model, expected):
+    assert transport_name(model, api_base="http://127.0.0.1:8000/v1") == expected
+
+
 def test_explicit_transport_wins_and_unknown_ones_are_refused():
     assert transport_name("openai/gpt-5-mini", "litellm") == "litellm"
+    assert transport_name("openai/gpt-5-mini", "http") == "http"
+    assert transport_name("openai/qwen", "openai", api_base="http://127.0.0.1:8000/v1") == "openai"
     with pytest.raises(ConfigurationError, match="transport="):
         transport_name("openai/gpt-5-mini", "grpc")
 
@@ -103,5 +120,7 @@ def test_without_an_sdk_its_models_fall_back_to_litellm(monkeypatch):
     monkeypatch.setattr("rlm_plugins.models.select._installed", lambda module: module != "anthropic")
     assert transport_name("anthropic/claude-sonnet-4-5") == "litellm"
     assert transport_name("openai/gpt-5-mini") == "openai"
+    monkeypatch.setattr("rlm_plugins.models.select._installed", lambda module: module != "aiohttp")
+    assert transport_name("openai/qwen", api_base="http://127.0.0.1:8000/v1") == "openai"
     monkeypatch.setattr("rlm_plugins.models.select._installed", lambda module: False)
     assert transport_name("openai/gpt-5-mini") == "litellm"
