@@ -8,12 +8,17 @@ whole host process alive. The threads here are daemons that nothing joins.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures as cf
+import contextlib
 import contextvars
+import os
 import queue
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class DaemonPool:
@@ -71,3 +76,51 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     """`asyncio.to_thread`, on a daemon thread that `asyncio.run` does not wait for at shutdown."""
     context = contextvars.copy_context()
     return await asyncio.wrap_future(_SHARED.submit(context.run, fn, *args))
+
+
+class BackgroundLoop:
+    """One daemon thread running an event loop for synchronous callers of async work; rebuilt after a fork."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+        atexit.register(self.stop)
+
+    def _running(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid() or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name=self._name, daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def is_current(self) -> bool:
+        """Whether the calling thread is the loop's own (where `run` would wait on itself forever)."""
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the background loop (in a copy of the caller's context) and block until it finishes."""
+        if self.is_current():
+            coro.close()
+            raise RuntimeError(f"{self._name}: run() called from the loop's own thread would never return")
+        return asyncio.run_coroutine_threadsafe(coro, self._running()).result()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Close the loop's async generators (and so the HTTP sessions opened on it), then stop it."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is None or self._pid != os.getpid() or not loop.is_running():
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+
+
+SHARED_LOOP = BackgroundLoop("rlm-async")
+"""The process's one loop for synchronous callers: the http transport's sync calls and the sync batches of
+async-native sub-models both run on it, so they share its connection pool and need no thread per call."""

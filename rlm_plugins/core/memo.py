@@ -51,6 +51,11 @@ class MemoSubModel:
     def cache_key(self) -> str:
         return self._identity
 
+    @property
+    def async_native(self) -> bool:
+        """The wrapped sub-model's (see `SubCalls.batch`)."""
+        return bool(getattr(self.sub, "async_native", False))
+
     def scope(self) -> MemoSubModel:
         """A fresh in-memory memo over the same sub-model and directory, for a new run tree."""
         return MemoSubModel(self.sub, directory=self.directory)

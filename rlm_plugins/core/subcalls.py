@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from rlm_plugins._threads import DaemonPool
+from rlm_plugins._threads import SHARED_LOOP, DaemonPool
 from rlm_plugins.core.children import Children, Lifecycle
 from rlm_plugins.core.events import SubCall, emit
 from rlm_plugins.core.ports import Completion, SubModel, as_completion
@@ -186,6 +186,8 @@ class SubCalls:
             return [refused] * len(items)
         if len(items) <= 1:
             return [self._slot(p) for p in items]
+        if getattr(self.sub, "async_native", False) and not SHARED_LOOP.is_current():
+            return SHARED_LOOP.run(self._aslots(items))  # one coroutine per slot on one loop: no thread per call
         pool = DaemonPool(min(self.max_concurrency, len(items)), "rlm-sub", idle=1.0)
         futures = [pool.submit(contextvars.copy_context().run, self._slot, p) for p in items]
         return _texts([_settled(future) for future in futures])
@@ -195,6 +197,9 @@ class SubCalls:
         refused = self._reserve(len(items)) if items else None
         if refused:
             return [refused] * len(items)
+        return await self._aslots(items)
+
+    async def _aslots(self, items: list[str]) -> list[str]:
         outcomes: list[Any] = [""] * len(items)
         pending = iter(enumerate(items))
 

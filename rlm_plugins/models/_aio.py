@@ -1,17 +1,15 @@
-"""aiohttp sessions for the lean HTTP transport: one per event loop, closed when that loop shuts down, and one
-private background loop that serves every synchronous caller of the process (no thread per call)."""
+"""aiohttp sessions for the lean HTTP transport: one per event loop, closed when that loop shuts down (synchronous
+callers share `rlm_plugins._threads.SHARED_LOOP`, and so its session)."""
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import contextlib
 import functools
 import os
 import ssl
 import threading
 import weakref
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -109,36 +107,3 @@ class SessionPool:
             entry = self._sessions.pop(asyncio.get_running_loop(), None)
         if entry is not None:
             await entry[1].aclose()
-
-
-class BackgroundLoop:
-    """One daemon thread running an event loop for synchronous callers; rebuilt after a fork."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pid = 0
-        atexit.register(self.stop)
-
-    def _running(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._pid != os.getpid() or self._loop.is_closed():
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name=self._name, daemon=True).start()
-                self._loop, self._pid = loop, os.getpid()
-            return self._loop
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the background loop and block the calling thread until it finishes."""
-        return asyncio.run_coroutine_threadsafe(coro, self._running()).result()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Close the loop's async generators (and so its sessions), then stop it."""
-        with self._lock:
-            loop, self._loop = self._loop, None
-        if loop is None or self._pid != os.getpid() or not loop.is_running():
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(timeout)
-        loop.call_soon_threadsafe(loop.stop)

@@ -227,6 +227,11 @@ class ChatSubModel:
         """Identical prompts to sub-models with equal keys may share an answer (see `rlm_plugins.core.memo`)."""
         return self.chat.cache_key
 
+    @property
+    def async_native(self) -> bool:
+        """Whether `aquery` needs no thread per call (the http transport): sync batches then run as coroutines."""
+        return bool(getattr(self.chat.transport, "async_native", False))
+
     def query(self, prompt: str) -> Completion:
         """Send `prompt` as one user message and return the reply.
 

@@ -16,8 +16,9 @@ import json
 import os
 from typing import Any
 
+from rlm_plugins._threads import SHARED_LOOP
 from rlm_plugins.errors import RLMError
-from rlm_plugins.models._aio import BackgroundLoop, SessionPool
+from rlm_plugins.models._aio import SessionPool
 from rlm_plugins.models.base import Call, Reply, as_int
 from rlm_plugins.models.openai_sdk import PROVIDERS, endpoint, request_params
 
@@ -27,7 +28,6 @@ DEFAULT_TIMEOUT = 600.0
 _MAX_DETAIL = 500
 
 _SESSIONS = SessionPool()
-_BACKGROUND = BackgroundLoop("rlm-http")
 
 
 class APIError(RLMError):
@@ -129,6 +129,8 @@ class HTTPTransport:
     """Chat completions to an OpenAI-compatible endpoint over pooled aiohttp sessions. Needs `aiohttp`."""
 
     name = "http"
+    async_native = True
+    """Its async path needs no thread per call, so sync batches run as one coroutine (`SubCalls.batch`)."""
 
     def __init__(self, provider: str = "openai") -> None:
         import aiohttp  # noqa: F401  (fail at construction when it is missing)
@@ -190,4 +192,4 @@ class HTTPTransport:
 
     def complete(self, call: Call) -> Reply:
         """One chat completion, run on the process's background loop (sync callers share its session)."""
-        return _BACKGROUND.run(self.acomplete(call))
+        return SHARED_LOOP.run(self.acomplete(call))

@@ -153,7 +153,7 @@ def test_sync_calls_from_many_threads_share_one_background_loop(scripted_openai,
     with ThreadPoolExecutor(16) as pool:
         texts = [c.text for c in pool.map(sub.query, [str(i) for i in range(64)])]
     assert texts == [f"echo {i}" for i in range(64)]
-    assert names == {"rlm-http"}
+    assert names == {"rlm-async"}
 
 
 async def test_proxies_come_from_the_environment(scripted_openai, monkeypatch):
