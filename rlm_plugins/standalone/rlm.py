@@ -58,8 +58,9 @@ class RLM:
     """A Recursive Language Model: the prompt lives in a sandboxed REPL, the root model explores it with code.
 
     Models are "provider/name" strings ("openai/gpt-5-mini", "anthropic/claude-...", "openrouter/...", any
-    OpenAI-compatible server with `api_base=`), each called through its fastest transport (`ChatModel`: the
-    openai or anthropic SDK, else litellm); `model_kwargs` / `sub_model_kwargs` take `ChatModel` options too
+    OpenAI-compatible server with `api_base=`), each called through its fastest transport (`ChatModel`: lean
+    HTTP for an OpenAI-compatible `api_base`, the openai or anthropic SDK, else litellm); `model_kwargs` /
+    `sub_model_kwargs` take `ChatModel` options too
     (max_retries, max_concurrency, rpm, tpm, transport, ...).
 
     Every argument of the official `rlms` 0.1.3 `RLM` is accepted and honoured, so code written for it runs
