@@ -48,7 +48,9 @@ class BrokenLM:
 
 def run(module_class, config, call, steps, sub_lm=None, max_llm_calls=5, tools=None):
     lm = ScriptedLM(root(*steps, ("done", "SUBMIT(answer='done')")))
-    sub_lm = sub_lm or ScriptedLM(flaky, model="sub")
+    if sub_lm is None:
+        sub_lm = ScriptedLM(flaky, model="sub")
+        sub_lm.num_retries = 0  # dspy retries a failed call with backoff sleeps; what reaches the code is the same
     rlm = module_class(
         "q -> answer", max_iters=len(steps) + 2, max_llm_calls=max_llm_calls, sub_lm=sub_lm, tools=tools, **config
     )
