@@ -1,45 +1,13 @@
-"""The agent's model ports: the root policy and sub-model from what the caller passed, and the policy wrapper that
-announces each root step (`StepStarted`) before asking the real policy."""
+"""The agent's model ports: the root policy and sub-model from what the caller passed."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rlm_plugins.agent.events import EventTranslator
 from rlm_plugins.core.callables import CallableSubModel
 from rlm_plugins.core.chat_policy import ChatPolicy
-from rlm_plugins.core.ports import Action, Completion, Policy, RunState, SubModel
+from rlm_plugins.core.ports import Policy, SubModel
 from rlm_plugins.errors import ConfigurationError
-
-
-class AnnouncingPolicy:
-    """A `Policy` that tells `events` when the top-level run asks its root model for a step, then delegates."""
-
-    def __init__(self, inner: Policy, events: EventTranslator) -> None:
-        self.inner = inner
-        self.events = events
-        self.model = getattr(inner, "model", None)
-
-    def act(self, state: RunState) -> Action:
-        self._announce(state)
-        return self.inner.act(state)
-
-    async def aact(self, state: RunState) -> Action:
-        self._announce(state)
-        return await self.inner.aact(state)
-
-    def extract(self, state: RunState) -> Completion | str:
-        return self.inner.extract(state)
-
-    async def aextract(self, state: RunState) -> Completion | str:
-        return await self.inner.aextract(state)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def _announce(self, state: RunState) -> None:
-        if state.depth == 0:
-            self.events.announce(state.iteration, state.max_iterations)
 
 
 def model_ports(model: Any, sub_model: Any, max_history_tokens: int | None) -> tuple[Policy | None, Any]:

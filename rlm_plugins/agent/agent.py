@@ -12,7 +12,7 @@ from typing import Any, Literal, overload
 
 from rlm_plugins.agent import _persist
 from rlm_plugins.agent._memory import Memory
-from rlm_plugins.agent._ports import AnnouncingPolicy, model_ports
+from rlm_plugins.agent._ports import model_ports
 from rlm_plugins.agent._prompt import AgentContext, compose, describe, guard
 from rlm_plugins.agent._schema import ToolSchema, described, tool_schema
 from rlm_plugins.agent._stream import stream_async, stream_sync
@@ -118,8 +118,7 @@ class RLMAgent:
             observers=[*(observers or []), self._events],
             **options,
         )
-        engine = self.rlm.engine
-        engine.policy = AnnouncingPolicy(engine.policy, self._events)
+        self._events.max_iterations = self.rlm.engine.limits.max_iterations
         self.session: Session = self.rlm.session  # type: ignore[assignment]
         for name, fn in (tools or {}).items():
             self.register_tool(name, fn)

@@ -1,8 +1,8 @@
 """What `chat(..., stream=True)` and `achat(..., stream=True)` yield: typed events of one conversation turn.
 
 They are the core's run events (`rlm_plugins.core.events`) seen from a chat: `EventTranslator` is an engine
-observer that turns each core event of the turn into these, plus `StepStarted` (announced by the agent's policy
-before each root-model call) and, once the answer exists, `AnswerChunk`s and `Done`. In one turn they come in this
+observer that turns each core event of the turn into these (`TurnStarted` becomes `StepStarted`, before each
+root-model call), and, once the answer exists, `AnswerChunk`s and `Done`. In one turn they come in this
 order: for each step, `StepStarted`, then a `Code` per block the model wrote, then for each block run its
 `SubCallSummary`s (while it runs) and its `Output`; then the `AnswerChunk`s (joined, they are the answer) and `Done`.
 """
@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from rlm_plugins.core.events import CodeExecuted, Event, RootStep, SubCall
+from rlm_plugins.core.events import CodeExecuted, Event, RootStep, SubCall, TurnStarted
 from rlm_plugins.core.ports import Usage
 from rlm_plugins.core.result import RLMResult
 
@@ -94,9 +94,10 @@ Sink = Callable[[AgentEvent], None]
 class EventTranslator:
     """An engine observer that hands the current turn's events, as agent events, to the turn's sink."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_iterations: int = 0) -> None:
         self.sink: Sink | None = None
         self.turn = 0
+        self.max_iterations = max_iterations
 
     def __call__(self, event: Event) -> None:
         sink = self.sink
@@ -120,6 +121,8 @@ class EventTranslator:
             )
         elif event.depth != 0:
             return
+        elif isinstance(event, TurnStarted):
+            yield StepStarted(self.turn, event.iteration, self.max_iterations)
         elif isinstance(event, RootStep):
             for code in event.action.code:
                 if code and code.strip():
@@ -136,12 +139,6 @@ class EventTranslator:
                 result.final is not None,
                 result.duration,
             )
-
-    def announce(self, iteration: int, max_iterations: int) -> None:
-        """Tell the sink that the root model is being asked for step `iteration`."""
-        sink = self.sink
-        if sink is not None:
-            sink(StepStarted(self.turn, iteration, max_iterations))
 
 
 def closing_events(turn: int, result: RLMResult) -> Iterator[AgentEvent]:
