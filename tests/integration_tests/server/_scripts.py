@@ -7,6 +7,7 @@ message, no system prompt) answer "hello from sub".
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -106,3 +107,13 @@ def alive(pid: int) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+async def wait_for(predicate, polls: int = 1200) -> None:
+    """Poll `predicate` every 50 ms, at most `polls` times (a minute), and assert it came true: an outcome, not
+    a time bound."""
+    for _ in range(polls):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    assert predicate(), "condition not reached"

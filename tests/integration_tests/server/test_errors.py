@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.integration_tests.server._scripts import descendants
+from tests.integration_tests.server._scripts import descendants, wait_for
 from tests.integration_tests.server.conftest import CLIENT_KEY
 from tests.integration_tests.server.test_openai_client import ANSWERS, TIME, WEATHER, client
 
@@ -172,13 +172,6 @@ def test_continuation_to_another_model_is_refused(serve, upstream):
     server = serve(models={"other": model_config(upstream)})
     messages, extra = paused_conversation(server)
     assert error_of(post(server, {"model": "other", "messages": messages, **extra}), 400)["code"] == "model_mismatch"
-
-
-async def wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
 
 
 SLOW = {"model": "rlm", "messages": [{"role": "user", "content": "[slow] wait"}]}

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import time
 
 import httpx
 import pytest
 
 from rlm_plugins.cli import main
 from tests.integration_tests.server._processes import ServerProcess
-from tests.integration_tests.server._scripts import alive, descendants
+from tests.integration_tests.server._scripts import alive, descendants, wait_for
 from tests.integration_tests.server.conftest import CLIENT_KEY
 from tests.integration_tests.server.test_openai_client import TIME, WEATHER, client
 
@@ -80,13 +79,6 @@ def test_logs_are_json_lines_with_the_request_id(process):
     (run,) = [r for r in mine if r["message"] == "run"]
     assert run["finish_reason"] == "final" and run["iterations"] == 2 and run["calls"] == 3
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
-
-
-async def wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
 
 
 def ask(text: str) -> dict:
