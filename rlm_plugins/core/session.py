@@ -189,13 +189,8 @@ class Session:
                     max_output_chars=engine.max_output_chars, final_fields=engine.final_fields
                 )
             inputs = dict(inputs or {})
-            fresh = prompt is None and bool(inputs)
-            loads: list[tuple[str, Any]] = [] if fresh else [(f"context_{n}", prompt)]
-            loads.extend(inputs.items())
             first = self.aliases == "first"
-            aliases = {} if fresh else {"context": f"context_{0 if first else n}"}
-            if self._history is not None and "history" not in inputs:
-                aliases["history"] = f"history_{0 if first else n - 1}"
+            loads, aliases = turn_inputs(n, prompt, inputs, first=first, has_history=self._history is not None)
             query = (root_prompt or DEFAULT_QUERY) + turn_note(n, first)
             budget = self.budget or Budget(self.engine.limits)
             self.run = Run(
@@ -232,6 +227,22 @@ class Session:
             run.cancel()
         if sandbox is not None:
             sandbox.close()
+
+
+def turn_inputs(
+    n: int, prompt: Any, inputs: Mapping[str, Any] | None = None, *, first: bool = False, has_history: bool = False
+) -> tuple[list[tuple[str, Any]], dict[str, str]]:
+    """What turn `n` loads into the REPL and the aliases it binds: `prompt` as `context_<n>` (unless the turn has
+    only named `inputs`), the `inputs` by name, `context` and, after a first turn, `history` (the newest, or with
+    `first` the first turn's)."""
+    inputs = dict(inputs or {})
+    fresh = prompt is None and bool(inputs)
+    loads: list[tuple[str, Any]] = [] if fresh else [(f"context_{n}", prompt)]
+    loads.extend(inputs.items())
+    aliases = {} if fresh else {"context": f"context_{0 if first else n}"}
+    if has_history and "history" not in inputs:
+        aliases["history"] = f"history_{0 if first else n - 1}"
+    return loads, aliases
 
 
 def turn_messages(query: str, history: list[Step], result: RLMResult | None) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from rlm_plugins.core.budget import Budget
 from rlm_plugins.core.engine import Engine, Run
 from rlm_plugins.core.result import RLMResult
-from rlm_plugins.core.session import turn_messages, turn_note
+from rlm_plugins.core.session import turn_inputs, turn_messages, turn_note
 from rlm_plugins.core.snapshot import discard, reconnect, sandbox_ref
 from rlm_plugins.errors import SandboxError
 from rlm_plugins.repl.base import Sandbox
@@ -102,16 +102,13 @@ class ThreadTurn:
             self.sandbox = engine.sandbox_factory(
                 max_output_chars=engine.max_output_chars, final_fields=engine.final_fields
             )
+        loads, aliases = turn_inputs(self.turn, context, has_history=self.turn > 0)  # history_<n-1>: stored at its end
         name, digest = f"context_{self.turn}", _digest(context)
-        loads: list[tuple[str, Any]] = [(name, context)]
-        aliases = {"context": name}
         earlier = self.contexts.get(digest)
         if earlier is None:
             self.contexts[digest] = name
         else:
-            loads, aliases = [], {name: earlier, "context": earlier}
-        if self.turn > 0:
-            aliases["history"] = f"history_{self.turn - 1}"  # stored when that turn ended
+            loads, aliases = [], {**aliases, name: earlier, "context": earlier}
         question = query + turn_note(self.turn)
         return Run(engine, Budget(engine.limits), question, context, loads=loads, aliases=aliases, sandbox=self.sandbox)
 
