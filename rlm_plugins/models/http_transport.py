@@ -20,7 +20,7 @@ from rlm_plugins._threads import SHARED_LOOP
 from rlm_plugins.errors import RLMError
 from rlm_plugins.models._aio import SessionPool
 from rlm_plugins.models.base import Call, Reply, as_int
-from rlm_plugins.models.openai_sdk import PROVIDERS, endpoint, request_params
+from rlm_plugins.models.openai_sdk import OpenAIFormat, endpoint, request_params
 
 OPENAI_BASE = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = 600.0
@@ -125,7 +125,7 @@ def json_reply(data: Any) -> Reply:
     )
 
 
-class HTTPTransport:
+class HTTPTransport(OpenAIFormat):
     """Chat completions to an OpenAI-compatible endpoint over pooled aiohttp sessions. Needs `aiohttp`."""
 
     name = "http"
@@ -135,13 +135,7 @@ class HTTPTransport:
     def __init__(self, provider: str = "openai") -> None:
         import aiohttp  # noqa: F401  (fail at construction when it is missing)
 
-        self.provider = provider if provider in PROVIDERS else "openai"
-
-    def __repr__(self) -> str:
-        return f"HTTPTransport({self.provider!r})"
-
-    def key_env(self) -> str | None:
-        return PROVIDERS[self.provider][1]
+        super().__init__(provider)
 
     def request(self, call: Call) -> tuple[str, dict[str, str], bytes]:
         """The URL, headers and JSON body of `call`."""

@@ -31,7 +31,20 @@ _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 _POOL = ClientPool("openai", "OpenAI", "AsyncOpenAI")
 
 
-class OpenAITransport:
+class OpenAIFormat:
+    """What the OpenAI-format transports share: the provider whose default endpoint and key variable they use."""
+
+    def __init__(self, provider: str = "openai") -> None:
+        self.provider = provider if provider in PROVIDERS else "openai"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.provider!r})"
+
+    def key_env(self) -> str | None:
+        return PROVIDERS[self.provider][1]
+
+
+class OpenAITransport(OpenAIFormat):
     """Chat completions through the `openai` SDK, with pooled clients. `provider` picks the default endpoint."""
 
     name = "openai"
@@ -39,13 +52,7 @@ class OpenAITransport:
     def __init__(self, provider: str = "openai") -> None:
         import openai  # noqa: F401  (fail at construction when the SDK is missing)
 
-        self.provider = provider if provider in PROVIDERS else "openai"
-
-    def __repr__(self) -> str:
-        return f"OpenAITransport({self.provider!r})"
-
-    def key_env(self) -> str | None:
-        return PROVIDERS[self.provider][1]
+        super().__init__(provider)
 
     def sync_client(self, call: Call) -> Any:
         """The process's `OpenAI` client for this call's endpoint and key."""
